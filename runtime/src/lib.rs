@@ -1,0 +1,312 @@
+//! The OpenLedger runtime.
+//!
+//! OPEN is the native token (18 decimals, fixed supply of 1,000,000,000 OPEN, see [`token`]).
+//! Blocks are authored by Aura every [`MILLISECS_PER_BLOCK`] and finalized by GRANDPA.
+//! Transaction fees and dust are paid into the treasury account instead of being burned, so the
+//! total issuance stays exactly at the genesis supply.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+// `construct_runtime`-style macros expand to large recursive types.
+#![recursion_limit = "256"]
+
+#[cfg(feature = "std")]
+include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
+
+extern crate alloc;
+
+mod apis;
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarks;
+pub mod genesis_config_presets;
+pub mod token;
+
+use alloc::borrow::Cow;
+use frame_support::{
+	derive_impl, parameter_types,
+	traits::{
+		tokens::imbalance::ResolveTo, ConstBool, ConstU128, ConstU16, ConstU32, ConstU64, ConstU8,
+		VariantCountOf,
+	},
+	weights::{
+		constants::{ParityDbWeight, WEIGHT_REF_TIME_PER_SECOND},
+		ConstantMultiplier, Weight,
+	},
+	PalletId,
+};
+use pallet_transaction_payment::{FungibleAdapter, Multiplier, TargetedFeeAdjustment};
+use sp_runtime::{
+	generic, impl_opaque_keys,
+	traits::{AccountIdConversion, BlakeTwo256, IdentifyAccount, Verify},
+	FixedPointNumber, MultiAddress, MultiSignature, Perbill, Perquintill,
+};
+#[cfg(feature = "std")]
+use sp_version::NativeVersion;
+use sp_version::RuntimeVersion;
+
+#[cfg(feature = "std")]
+pub use apis::RuntimeApi;
+pub use apis::RUNTIME_API_VERSIONS;
+pub use token::{Balance, EXISTENTIAL_DEPOSIT, MICRO_OPEN, MILLI_OPEN, OPEN, TOTAL_SUPPLY};
+
+/// An index to a block.
+pub type BlockNumber = u32;
+/// The signature scheme of transactions: sr25519, ed25519 or ecdsa, as polkadot.js signs them.
+pub type Signature = MultiSignature;
+/// Accounts are the public keys of [`Signature`] (32 bytes).
+pub type AccountId = <<Signature as Verify>::Signer as IdentifyAccount>::AccountId;
+/// How many transactions an account has sent.
+pub type Nonce = u32;
+/// A hash of some data used by the chain.
+pub type Hash = sp_core::H256;
+
+/// Opaque types for the node, which does not need to know the runtime's call and event types.
+pub mod opaque {
+	use super::*;
+	pub use sp_runtime::OpaqueExtrinsic as UncheckedExtrinsic;
+
+	/// Opaque block header type.
+	pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+	/// Opaque block type.
+	pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+
+	impl_opaque_keys! {
+		/// The keys a validator registers: one for authoring (Aura), one for finality (GRANDPA).
+		pub struct SessionKeys {
+			pub aura: Aura,
+			pub grandpa: Grandpa,
+		}
+	}
+}
+
+#[sp_version::runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+	spec_name: Cow::Borrowed("openledger"),
+	impl_name: Cow::Borrowed("openledger-node"),
+	authoring_version: 1,
+	// Bump on every change of runtime logic; polkadot.js keys its type bundles on it.
+	spec_version: 100,
+	impl_version: 1,
+	apis: RUNTIME_API_VERSIONS,
+	// Bump when the encoding of existing calls or transaction extensions changes.
+	transaction_version: 1,
+	system_version: 1,
+};
+
+/// The version of the runtime compiled into the node.
+#[cfg(feature = "std")]
+pub fn native_version() -> NativeVersion {
+	NativeVersion { runtime_version: VERSION, can_author_with: Default::default() }
+}
+
+/// Target block time. Aura's slot is this long, and it cannot change once a chain has started.
+pub const MILLISECS_PER_BLOCK: u64 = 6000;
+pub const SLOT_DURATION: u64 = MILLISECS_PER_BLOCK;
+pub const MINUTES: BlockNumber = 60_000 / (MILLISECS_PER_BLOCK as BlockNumber);
+pub const HOURS: BlockNumber = MINUTES * 60;
+pub const DAYS: BlockNumber = HOURS * 24;
+
+/// SS58 address prefix of OpenLedger accounts: 6736 spells "OPEN" on a phone keypad and is not
+/// taken in the SS58 registry (checked against `ss58-registry` 1.51).
+pub const SS58_PREFIX: u16 = 6736;
+
+/// The treasury receives transaction fees, dust and (later) slashes and the platform fee.
+pub const TREASURY_PALLET_ID: PalletId = PalletId(*b"ol/trsry");
+
+/// Normal transactions may fill 75 % of a block; the rest is kept for operational ones.
+const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
+
+parameter_types! {
+	pub const BlockHashCount: BlockNumber = 2400;
+	pub const Version: RuntimeVersion = VERSION;
+	/// 2 seconds of compute per 6-second block, the usual margin for import and propagation.
+	pub RuntimeBlockWeights: frame_system::limits::BlockWeights =
+		frame_system::limits::BlockWeights::with_sensible_defaults(
+			Weight::from_parts(2u64 * WEIGHT_REF_TIME_PER_SECOND, u64::MAX),
+			NORMAL_DISPATCH_RATIO,
+		);
+	pub RuntimeBlockLength: frame_system::limits::BlockLength =
+		frame_system::limits::BlockLength::max_with_normal_ratio(5 * 1024 * 1024, NORMAL_DISPATCH_RATIO);
+	pub TreasuryAccount: AccountId = TREASURY_PALLET_ID.into_account_truncating();
+}
+
+#[derive_impl(frame_system::config_preludes::SolochainDefaultConfig)]
+impl frame_system::Config for Runtime {
+	type Block = Block;
+	type BlockWeights = RuntimeBlockWeights;
+	type BlockLength = RuntimeBlockLength;
+	type AccountId = AccountId;
+	type Nonce = Nonce;
+	type Hash = Hash;
+	type BlockHashCount = BlockHashCount;
+	type DbWeight = ParityDbWeight;
+	type Version = Version;
+	type AccountData = pallet_balances::AccountData<Balance>;
+	type SystemWeightInfo = frame_system::weights::SubstrateWeight<Runtime>;
+	type ExtensionsWeightInfo = frame_system::SubstrateExtensionsWeight<Runtime>;
+	type SS58Prefix = ConstU16<SS58_PREFIX>;
+	type MaxConsumers = ConstU32<16>;
+}
+
+impl pallet_aura::Config for Runtime {
+	type AuthorityId = sp_consensus_aura::sr25519::AuthorityId;
+	type DisabledValidators = ();
+	type MaxAuthorities = ConstU32<32>;
+	type AllowMultipleBlocksPerSlot = ConstBool<false>;
+	type SlotDuration = pallet_aura::MinimumPeriodTimesTwo<Runtime>;
+}
+
+impl pallet_grandpa::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type WeightInfo = ();
+	type MaxAuthorities = ConstU32<32>;
+	type MaxNominators = ConstU32<0>;
+	type MaxSetIdSessionEntries = ConstU64<0>;
+	// No session history yet, so equivocations cannot be proven on chain.
+	type KeyOwnerProof = sp_core::Void;
+	type EquivocationReportSystem = ();
+}
+
+impl pallet_timestamp::Config for Runtime {
+	type Moment = u64;
+	type OnTimestampSet = Aura;
+	type MinimumPeriod = ConstU64<{ SLOT_DURATION / 2 }>;
+	type WeightInfo = pallet_timestamp::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_balances::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type RuntimeFreezeReason = RuntimeFreezeReason;
+	type WeightInfo = pallet_balances::weights::SubstrateWeight<Runtime>;
+	type Balance = Balance;
+	// Dust of reaped accounts goes to the treasury: burning it would shrink the fixed supply.
+	type DustRemoval = ResolveTo<TreasuryAccount, Balances>;
+	type ExistentialDeposit = ConstU128<EXISTENTIAL_DEPOSIT>;
+	type AccountStore = System;
+	type ReserveIdentifier = [u8; 8];
+	type FreezeIdentifier = RuntimeFreezeReason;
+	type MaxLocks = ConstU32<50>;
+	type MaxReserves = ConstU32<50>;
+	type MaxFreezes = VariantCountOf<RuntimeFreezeReason>;
+	type DoneSlashHandler = ();
+}
+
+parameter_types! {
+	/// Fees start rising once blocks are more than a quarter full ...
+	pub const TargetBlockFullness: Perquintill = Perquintill::from_percent(25);
+	/// ... at Polkadot's rate of adjustment ...
+	pub AdjustmentVariable: Multiplier = Multiplier::saturating_from_rational(75, 1_000_000);
+	/// ... and never fall below the base price, which is already low.
+	pub MinimumMultiplier: Multiplier = Multiplier::one();
+	pub MaximumMultiplier: Multiplier = Multiplier::saturating_from_integer(1_000);
+}
+
+impl pallet_transaction_payment::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type OnChargeTransaction = FungibleAdapter<Balances, ResolveTo<TreasuryAccount, Balances>>;
+	type WeightToFee = ConstantMultiplier<Balance, ConstU128<{ token::FEE_PER_WEIGHT_PICOSECOND }>>;
+	type LengthToFee = ConstantMultiplier<Balance, ConstU128<{ token::FEE_PER_BYTE }>>;
+	type FeeMultiplierUpdate = TargetedFeeAdjustment<
+		Self,
+		TargetBlockFullness,
+		AdjustmentVariable,
+		MinimumMultiplier,
+		MaximumMultiplier,
+	>;
+	type OperationalFeeMultiplier = ConstU8<5>;
+	type WeightInfo = pallet_transaction_payment::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_sudo::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type RuntimeCall = RuntimeCall;
+	type WeightInfo = pallet_sudo::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_utility::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type RuntimeCall = RuntimeCall;
+	type PalletsOrigin = OriginCaller;
+	type WeightInfo = pallet_utility::weights::SubstrateWeight<Runtime>;
+}
+
+#[frame_support::runtime]
+mod runtime {
+	#[runtime::runtime]
+	#[runtime::derive(
+		RuntimeCall,
+		RuntimeEvent,
+		RuntimeError,
+		RuntimeOrigin,
+		RuntimeFreezeReason,
+		RuntimeHoldReason,
+		RuntimeSlashReason,
+		RuntimeLockId,
+		RuntimeTask,
+		RuntimeViewFunction
+	)]
+	pub struct Runtime;
+
+	#[runtime::pallet_index(0)]
+	pub type System = frame_system;
+
+	#[runtime::pallet_index(1)]
+	pub type Timestamp = pallet_timestamp;
+
+	#[runtime::pallet_index(2)]
+	pub type Aura = pallet_aura;
+
+	#[runtime::pallet_index(3)]
+	pub type Grandpa = pallet_grandpa;
+
+	#[runtime::pallet_index(4)]
+	pub type Balances = pallet_balances;
+
+	#[runtime::pallet_index(5)]
+	pub type TransactionPayment = pallet_transaction_payment;
+
+	#[runtime::pallet_index(6)]
+	pub type Sudo = pallet_sudo;
+
+	#[runtime::pallet_index(7)]
+	pub type Utility = pallet_utility;
+}
+
+/// The address format: polkadot.js sends `MultiAddress::Id`.
+pub type Address = MultiAddress<AccountId, ()>;
+pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+
+/// The checks every signed transaction passes, in order.
+pub type TxExtension = (
+	// Lets pallets authorize specific unsigned calls (`#[pallet::authorize]`); no-op otherwise.
+	frame_system::AuthorizeCall<Runtime>,
+	frame_system::CheckNonZeroSender<Runtime>,
+	frame_system::CheckSpecVersion<Runtime>,
+	frame_system::CheckTxVersion<Runtime>,
+	frame_system::CheckGenesis<Runtime>,
+	frame_system::CheckEra<Runtime>,
+	frame_system::CheckNonce<Runtime>,
+	frame_system::CheckWeight<Runtime>,
+	pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+	// Lets offline signers verify the metadata they display (see the `metadata-hash` feature).
+	frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
+	// Refunds unused weight; must come last.
+	frame_system::WeightReclaim<Runtime>,
+);
+
+pub type UncheckedExtrinsic =
+	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
+pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
+
+/// Storage migrations of the runtime beyond those declared in pallets.
+type Migrations = ();
+
+pub type Executive = frame_executive::Executive<
+	Runtime,
+	Block,
+	frame_system::ChainContext<Runtime>,
+	Runtime,
+	AllPalletsWithSystem,
+	Migrations,
+>;
