@@ -59,7 +59,8 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
 			config,
 			telemetry.as_ref().map(|(_, telemetry)| telemetry.handle()),
 			executor,
-			Vec::new(),
+			// With `--blocks-pruning`, keep the blocks whose GRANDPA justifications warp sync needs.
+			vec![Arc::new(sc_consensus_grandpa::GrandpaPruningFilter)],
 		)?;
 	let client = Arc::new(client);
 

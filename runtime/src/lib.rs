@@ -20,9 +20,11 @@ mod benchmarks;
 pub mod genesis_config_presets;
 pub mod token;
 
-use alloc::borrow::Cow;
+use alloc::{borrow::Cow, vec::Vec};
 use frame_support::{
-	derive_impl, parameter_types,
+	derive_impl,
+	dispatch::DispatchClass,
+	parameter_types,
 	traits::{
 		tokens::imbalance::ResolveTo, ConstBool, ConstU128, ConstU16, ConstU32, ConstU64, ConstU8,
 		VariantCountOf,
@@ -36,11 +38,9 @@ use frame_support::{
 use pallet_transaction_payment::{FungibleAdapter, Multiplier, TargetedFeeAdjustment};
 use sp_runtime::{
 	generic, impl_opaque_keys,
-	traits::{AccountIdConversion, BlakeTwo256, IdentifyAccount, Verify},
+	traits::{AccountIdConversion, BlakeTwo256, IdentifyAccount, One, Verify},
 	FixedPointNumber, MultiAddress, MultiSignature, Perbill, Perquintill,
 };
-#[cfg(feature = "std")]
-use sp_version::NativeVersion;
 use sp_version::RuntimeVersion;
 
 #[cfg(feature = "std")]
@@ -92,12 +92,6 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	system_version: 1,
 };
 
-/// The version of the runtime compiled into the node.
-#[cfg(feature = "std")]
-pub fn native_version() -> NativeVersion {
-	NativeVersion { runtime_version: VERSION, can_author_with: Default::default() }
-}
-
 /// Target block time. Aura's slot is this long, and it cannot change once a chain has started.
 pub const MILLISECS_PER_BLOCK: u64 = 6000;
 pub const SLOT_DURATION: u64 = MILLISECS_PER_BLOCK;
@@ -124,8 +118,12 @@ parameter_types! {
 			Weight::from_parts(2u64 * WEIGHT_REF_TIME_PER_SECOND, u64::MAX),
 			NORMAL_DISPATCH_RATIO,
 		);
+	/// 5 MiB blocks, of which normal transactions may fill the same 75 % as of the weight.
 	pub RuntimeBlockLength: frame_system::limits::BlockLength =
-		frame_system::limits::BlockLength::max_with_normal_ratio(5 * 1024 * 1024, NORMAL_DISPATCH_RATIO);
+		frame_system::limits::BlockLength::builder()
+			.max_length(5 * 1024 * 1024)
+			.modify_max_length_for_class(DispatchClass::Normal, |max| *max = NORMAL_DISPATCH_RATIO * *max)
+			.build();
 	pub TreasuryAccount: AccountId = TREASURY_PALLET_ID.into_account_truncating();
 }
 
