@@ -6,8 +6,6 @@ set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-step "toolchain"
-bash scripts/setup.sh
-build_node
+setup_and_build_node
 step "starting the dev chain (Ctrl-C to stop)"
 exec "$NODE_BIN" --dev "$@"

@@ -10,7 +10,10 @@ SCRIPT_START=$SECONDS
 step() { printf '\n==> [%4ds] %s\n' "$((SECONDS - SCRIPT_START))" "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-build_node() {
+# The first half of both README commands: the toolchain, then the node.
+setup_and_build_node() {
+	step "toolchain"
+	bash "$REPO_ROOT/scripts/setup.sh"
 	step "building openledger-node (release; a cold build takes about an hour on 2 cores)"
 	cargo build --release --locked -p openledger-node
 }

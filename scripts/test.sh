@@ -5,9 +5,7 @@ set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-step "toolchain"
-bash scripts/setup.sh
-build_node
+setup_and_build_node
 
 step "unit tests"
 cargo test --release --locked --workspace

@@ -23,28 +23,25 @@ fn runtime_code() -> Result<&'static [u8], String> {
 	})
 }
 
-/// `--dev`: Alice alone authors and finalizes; the dev accounts are funded.
-pub fn development() -> Result<ChainSpec, String> {
+fn spec(name: &str, id: &str, chain_type: ChainType, preset: &str) -> Result<ChainSpec, String> {
 	Ok(ChainSpec::builder(runtime_code()?, None)
-		.with_name("OpenLedger Development")
-		.with_id("openledger_dev")
+		.with_name(name)
+		.with_id(id)
 		.with_protocol_id("openledger")
-		.with_chain_type(ChainType::Development)
-		.with_genesis_config_preset_name(DEV_RUNTIME_PRESET)
+		.with_chain_type(chain_type)
+		.with_genesis_config_preset_name(preset)
 		.with_properties(properties())
 		.build())
 }
 
+/// `--dev`: Alice alone authors and finalizes; the dev accounts are funded.
+pub fn development() -> Result<ChainSpec, String> {
+	spec("OpenLedger Development", "openledger_dev", ChainType::Development, DEV_RUNTIME_PRESET)
+}
+
 /// `--chain local`: Alice and Bob validate; both must run for blocks to finalize.
 pub fn local_testnet() -> Result<ChainSpec, String> {
-	Ok(ChainSpec::builder(runtime_code()?, None)
-		.with_name("OpenLedger Local Testnet")
-		.with_id("openledger_local")
-		.with_protocol_id("openledger")
-		.with_chain_type(ChainType::Local)
-		.with_genesis_config_preset_name(LOCAL_TESTNET_RUNTIME_PRESET)
-		.with_properties(properties())
-		.build())
+	spec("OpenLedger Local Testnet", "openledger_local", ChainType::Local, LOCAL_TESTNET_RUNTIME_PRESET)
 }
 
 /// Resolves `--chain`: a known name, or the path of a chain-spec JSON file.

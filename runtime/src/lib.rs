@@ -2,8 +2,9 @@
 //!
 //! OPEN is the native token (18 decimals, fixed supply of 1,000,000,000 OPEN, see [`token`]).
 //! Blocks are authored by Aura every [`MILLISECS_PER_BLOCK`] and finalized by GRANDPA.
-//! Transaction fees and dust are paid into the treasury account instead of being burned, so the
-//! total issuance stays exactly at the genesis supply.
+//! Transaction fees and dust are paid into the treasury account instead of being burned, and
+//! signed accounts cannot burn OPEN ([`BaseCallFilter`]), so the total issuance stays at the
+//! genesis supply; only root (sudo now, governance later) could change it.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 // `construct_runtime`-style macros expand to large recursive types.
@@ -127,8 +128,18 @@ parameter_types! {
 	pub TreasuryAccount: AccountId = TREASURY_PALLET_ID.into_account_truncating();
 }
 
+/// Calls that signed accounts may not make: `Balances::burn` would shrink the fixed supply.
+/// Root bypasses this filter; `Utility` batches apply it to every inner call.
+pub struct BaseCallFilter;
+impl frame_support::traits::Contains<RuntimeCall> for BaseCallFilter {
+	fn contains(call: &RuntimeCall) -> bool {
+		!matches!(call, RuntimeCall::Balances(pallet_balances::Call::burn { .. }))
+	}
+}
+
 #[derive_impl(frame_system::config_preludes::SolochainDefaultConfig)]
 impl frame_system::Config for Runtime {
+	type BaseCallFilter = BaseCallFilter;
 	type Block = Block;
 	type BlockWeights = RuntimeBlockWeights;
 	type BlockLength = RuntimeBlockLength;
@@ -308,3 +319,24 @@ pub type Executive = frame_executive::Executive<
 	AllPalletsWithSystem,
 	Migrations,
 >;
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use frame_support::traits::Contains;
+	use sp_keyring::Sr25519Keyring;
+
+	#[test]
+	fn signed_accounts_cannot_burn_open_but_can_transfer() {
+		let burn = RuntimeCall::Balances(pallet_balances::Call::burn { value: OPEN, keep_alive: true });
+		let transfer = RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
+			dest: Sr25519Keyring::Bob.to_account_id().into(),
+			value: OPEN,
+		});
+		assert!(!BaseCallFilter::contains(&burn));
+		assert!(BaseCallFilter::contains(&transfer));
+		let batched_burn = RuntimeCall::Utility(pallet_utility::Call::batch { calls: vec![burn] });
+		// The batch itself passes; `Utility` then filters the inner burn with the caller's origin.
+		assert!(BaseCallFilter::contains(&batched_burn));
+	}
+}

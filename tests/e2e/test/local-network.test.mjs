@@ -44,7 +44,6 @@ function localValidatorArgs(validator, nodeKey, extra = []) {
     '--chain', 'local',
     `--${validator}`,
     '--base-path', basePath,
-    '--port', String(p2pPort),
     '--rpc-port', String(rpcPort),
     '--prometheus-port', String(prometheusPort),
     '--no-telemetry',
@@ -52,6 +51,7 @@ function localValidatorArgs(validator, nodeKey, extra = []) {
     // what this test is about (and parallel runs on one host stay apart).
     '--no-mdns',
     '--node-key', nodeKey,
+    // Loopback only (instead of --port, which listens on every interface).
     '--listen-addr', `/ip4/127.0.0.1/tcp/${p2pPort}`,
     ...extra,
   ];
