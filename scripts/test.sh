@@ -8,7 +8,7 @@ cd "$REPO_ROOT"
 setup_and_build_node
 
 step "unit tests"
-cargo test --release --locked --workspace
+cargo_at_build_link test --release --locked --workspace
 
 step "chain specs match the runtime"
 bash scripts/chain-spec.sh --check
