@@ -2,12 +2,11 @@
 // polkadot.js. The steps share one node and run in order (concurrency 1).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 
 import { Keyring } from '@polkadot/api';
 
 import {
-  BACKSTOP_MS,
   OpenLedgerNode,
   START_TIMEOUT_MS,
   describeDispatchError,
@@ -15,6 +14,7 @@ import {
   freeBalancesAt,
   parentHashOf,
   signAndWaitFinalized,
+  stepDeclarer,
 } from './helpers.mjs';
 
 const SS58_PREFIX = 6736;
@@ -28,9 +28,7 @@ const TX_TIMEOUT_MS = 120_000;
 describe('openledger-node --dev', () => {
   /** @type {OpenLedgerNode} */
   let node;
-  // A start-up failure is kept and re-thrown by every step instead of
-  // failing the before hook: node:test would report the steps as merely
-  // "cancelled" and the closing summary would read `# fail 0`.
+  // Kept and re-thrown by every step (see stepDeclarer).
   let startError;
   let alice;
   let bob;
@@ -38,12 +36,8 @@ describe('openledger-node --dev', () => {
   let ferdie;
 
   /** Declares a test whose body gets the connected ApiPromise. */
-  function step(name, timeoutMs, fn) {
-    it(name, { timeout: timeoutMs + BACKSTOP_MS }, () => {
-      if (startError) throw new Error(`openledger-node did not start: ${startError.message}`, { cause: startError });
-      return node.step(name, timeoutMs, fn);
-    });
-  }
+  const step = stepDeclarer('openledger-node', () => startError, (name, timeoutMs, fn) =>
+    node.step(name, timeoutMs, fn));
 
   /** The transactionPayment.TransactionFeePaid of `who` among `events`, as a bigint fee + tip. */
   function feePaidBy(api, events, who) {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { ApiPromise, WsProvider } from '@polkadot/api';
@@ -563,4 +564,19 @@ export function describeRun(run) {
 
 function truncate(text, max = 4_000) {
   return text.length > max ? `${text.slice(0, max)}… (${text.length - max} more characters)` : text;
+}
+
+/**
+ * Returns a `step(name, timeoutMs, fn)` that declares one node:test test run by `run`.
+ * A start-up failure (read through `startError()`) is re-thrown by every step instead of
+ * failing the `before` hook: node:test would report the steps as merely "cancelled" and the
+ * closing summary would read `# fail 0`.
+ */
+export function stepDeclarer(what, startError, run) {
+  return (name, timeoutMs, fn) =>
+    it(name, { timeout: timeoutMs + BACKSTOP_MS }, () => {
+      const error = startError();
+      if (error) throw new Error(`${what} did not start: ${error.message}`, { cause: error });
+      return run(name, timeoutMs, fn);
+    });
 }

@@ -4,16 +4,16 @@
 // finality needs both votes, so a finalized block proves the nodes talk.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Keyring } from '@polkadot/api';
 
 import {
-  BACKSTOP_MS,
   OpenLedgerNode,
   START_TIMEOUT_MS,
   runStep,
+  stepDeclarer,
   waitForFinalizedNumber,
 } from './helpers.mjs';
 
@@ -73,17 +73,12 @@ describe('openledger-node --chain local (Alice and Bob)', () => {
   /** @type {OpenLedgerNode | undefined} */
   let bob;
   let alicePeerId;
-  // As in chain.test.mjs: a start-up failure is re-thrown by every test, so
-  // the run reports failures rather than "cancelled" tests and `# fail 0`.
+  // Kept and re-thrown by every test (see stepDeclarer).
   let startError;
 
   /** Declares a test that runs with both nodes' ApiPromises. */
-  function step(name, timeoutMs, fn) {
-    it(name, { timeout: timeoutMs + BACKSTOP_MS }, () => {
-      if (startError) throw new Error(`the local network did not start: ${startError.message}`, { cause: startError });
-      return runStep([alice, bob], name, timeoutMs, () => fn(alice.api, bob.api));
-    });
-  }
+  const step = stepDeclarer('the local network', () => startError, (name, timeoutMs, fn) =>
+    runStep([alice, bob], name, timeoutMs, () => fn(alice.api, bob.api)));
 
   before(async () => {
     let startingBob = false;
