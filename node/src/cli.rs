@@ -8,6 +8,9 @@ pub struct Cli {
 
 	#[clap(flatten)]
 	pub run: sc_cli::RunCmd,
+
+	#[clap(flatten)]
+	pub datanets: crate::datanets::DatanetsParams,
 }
 
 #[derive(Debug, clap::Subcommand)]

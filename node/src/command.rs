@@ -108,8 +108,10 @@ pub fn run() -> sc_cli::Result<()> {
 		Some(Subcommand::Benchmark(cmd)) => crate::benchmarking::run(&cli, cmd),
 		None => {
 			let runner = cli.create_runner(&cli.run)?;
+			let datanets = cli.datanets.clone();
 			runner.run_node_until_exit(|config| async move {
-				service::new_full_for_configured_backend(config).map_err(sc_cli::Error::Service)
+				service::new_full_for_configured_backend(config, datanets)
+					.map_err(sc_cli::Error::Service)
 			})
 		},
 	}

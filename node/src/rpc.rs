@@ -13,9 +13,12 @@ use sp_blockchain::{Error as BlockChainError, HeaderBackend, HeaderMetadata};
 pub struct FullDeps<C, P> {
 	pub client: Arc<C>,
 	pub pool: Arc<P>,
+	/// `datanets_upload`, `datanets_download` and `datanets_status`.
+	pub datanets: openledger_datanets_client::Datanets,
 }
 
-/// `system_accountNextIndex` (nonces for polkadot.js) and `payment_queryInfo`/`payment_queryFeeDetails`.
+/// `system_accountNextIndex` (nonces for polkadot.js), `payment_queryInfo`/`payment_queryFeeDetails`
+/// and the datanet file methods.
 pub fn create_full<C, P>(
 	deps: FullDeps<C, P>,
 ) -> Result<RpcModule<()>, Box<dyn std::error::Error + Send + Sync>>
@@ -32,13 +35,15 @@ where
 	P: TransactionPool + 'static,
 {
 	use pallet_transaction_payment_rpc::{TransactionPayment, TransactionPaymentApiServer};
+	use openledger_datanets_client::DatanetsApiServer;
 	use substrate_frame_rpc_system::{System, SystemApiServer};
 
 	let mut module = RpcModule::new(());
-	let FullDeps { client, pool } = deps;
+	let FullDeps { client, pool, datanets } = deps;
 
 	module.merge(System::new(client.clone(), pool).into_rpc())?;
 	module.merge(TransactionPayment::new(client).into_rpc())?;
+	module.merge(datanets.into_rpc())?;
 
 	Ok(module)
 }

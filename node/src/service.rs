@@ -4,6 +4,9 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::FutureExt;
+use openledger_datanets_client::{
+	ContentStore, ContributionIndex, NetworkFetcher, PeerFetcher, StoreConfig,
+};
 use openledger_runtime::{opaque::Block, RuntimeApi};
 use sc_client_api::{Backend, BlockBackend};
 use sc_consensus_aura::{ImportQueueParams, SlotProportion, StartAuraParams};
@@ -14,6 +17,8 @@ use sc_telemetry::{Telemetry, TelemetryWorker};
 use sc_transaction_pool_api::OffchainTransactionPoolFactory;
 use sp_consensus_aura::sr25519::AuthorityPair as AuraPair;
 use sp_runtime::traits::Block as BlockT;
+
+use crate::datanets::{ChainIndex, DatanetsParams};
 
 #[cfg(not(feature = "runtime-benchmarks"))]
 type HostFunctions = sp_io::SubstrateHostFunctions;
@@ -136,18 +141,24 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
 }
 
 /// Starts the node with the network backend chosen by `--network-backend` (litep2p by default).
-pub fn new_full_for_configured_backend(config: Configuration) -> Result<TaskManager, ServiceError> {
+pub fn new_full_for_configured_backend(
+	config: Configuration,
+	datanets: DatanetsParams,
+) -> Result<TaskManager, ServiceError> {
 	match config.network.network_backend {
 		NetworkBackendType::Libp2p =>
-			new_full::<sc_network::NetworkWorker<Block, <Block as BlockT>::Hash>>(config),
-		NetworkBackendType::Litep2p => new_full::<sc_network::Litep2pNetworkBackend>(config),
+			new_full::<sc_network::NetworkWorker<Block, <Block as BlockT>::Hash>>(config, datanets),
+		NetworkBackendType::Litep2p =>
+			new_full::<sc_network::Litep2pNetworkBackend>(config, datanets),
 	}
 }
 
 /// Builds and starts a full node: authors blocks when it holds an Aura key, votes in GRANDPA
-/// when it holds a GRANDPA key, and runs off-chain workers (with HTTP) when enabled.
+/// when it holds a GRANDPA key, runs off-chain workers (with HTTP) when enabled, and stores and
+/// serves datanet files.
 pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as BlockT>::Hash>>(
 	config: Configuration,
+	datanets: DatanetsParams,
 ) -> Result<TaskManager, ServiceError> {
 	let sc_service::PartialComponents {
 		client,
@@ -181,6 +192,25 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as BlockT>::Hash>>(
 		);
 	net_config.add_notification_protocol(grandpa_protocol_config);
 
+	let datanet_store = Arc::new(
+		ContentStore::open(StoreConfig {
+			dir: config.base_path.config_dir(config.chain_spec.id()).join("datanets"),
+			max_file_size: datanets.max_file_size,
+			quota_bytes: datanets.quota,
+		})
+		.map_err(|e| ServiceError::Other(format!("datanet file store: {e}")))?,
+	);
+	let datanets_protocol = openledger_datanets_client::protocol::protocol_name(
+		genesis_hash.as_ref(),
+		config.chain_spec.fork_id(),
+	);
+	let (datanets_protocol_config, datanet_requests) =
+		openledger_datanets_client::protocol::request_response_config::<Block, N>(
+			datanets_protocol.clone(),
+			datanets.max_file_size,
+		);
+	net_config.add_request_response_protocol(datanets_protocol_config);
+
 	let warp_sync = Arc::new(sc_consensus_grandpa::warp_proof::NetworkProvider::new(
 		backend.clone(),
 		grandpa_link.shared_authority_set().clone(),
@@ -202,6 +232,28 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as BlockT>::Hash>>(
 			metrics,
 			gap_sync_body_policy: None,
 		})?;
+
+	task_manager.spawn_handle().spawn(
+		"datanets-requests",
+		Some("datanets"),
+		openledger_datanets_client::protocol::serve(datanet_requests, datanet_store.clone()),
+	);
+	let datanet_index: Arc<dyn ContributionIndex> = Arc::new(ChainIndex::new(client.clone()));
+	let datanet_fetcher: Arc<dyn PeerFetcher> = Arc::new(NetworkFetcher::new(
+		network.clone(),
+		sync_service.clone(),
+		datanets_protocol,
+	));
+	task_manager.spawn_handle().spawn(
+		"datanets-pruning",
+		Some("datanets"),
+		crate::datanets::run_pruning(
+			client.clone(),
+			datanet_store.clone(),
+			datanet_index.clone(),
+			datanets,
+		),
+	);
 
 	if config.offchain_worker.enabled {
 		let offchain_workers =
@@ -235,7 +287,15 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as BlockT>::Hash>>(
 		let client = client.clone();
 		let pool = transaction_pool.clone();
 		Box::new(move |_| {
-			let deps = crate::rpc::FullDeps { client: client.clone(), pool: pool.clone() };
+			let deps = crate::rpc::FullDeps {
+				client: client.clone(),
+				pool: pool.clone(),
+				datanets: openledger_datanets_client::Datanets::new(
+					datanet_store.clone(),
+					datanet_index.clone(),
+					datanet_fetcher.clone(),
+				),
+			};
 			crate::rpc::create_full(deps).map_err(Into::into)
 		})
 	};

@@ -18,7 +18,7 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-	AccountId, Aura, Balance, Block, Executive, Grandpa, InherentDataExt, Nonce, Runtime,
+	AccountId, Aura, Balance, Block, Datanets, Executive, Grandpa, InherentDataExt, Nonce, Runtime,
 	RuntimeCall, RuntimeGenesisConfig, System, TransactionPayment, VERSION,
 };
 
@@ -151,6 +151,22 @@ impl_runtime_apis! {
 	impl frame_system_rpc_runtime_api::AccountNonceApi<Block, AccountId, Nonce> for Runtime {
 		fn account_nonce(account: AccountId) -> Nonce {
 			System::account_nonce(account)
+		}
+	}
+
+	impl pallet_datanets_runtime_api::DatanetsApi<Block, AccountId> for Runtime {
+		fn content_references(
+			content_hash: pallet_datanets::ContentHash,
+		) -> Vec<pallet_datanets_runtime_api::ContentReference<AccountId>> {
+			Datanets::contributions_of(content_hash)
+				.into_iter()
+				.map(|(contribution_id, c)| pallet_datanets_runtime_api::ContentReference {
+					contribution_id,
+					datanet_id: c.datanet_id,
+					contributor: c.contributor,
+					accepted: c.status != pallet_datanets::ContributionStatus::Pending,
+				})
+				.collect()
 		}
 	}
 

@@ -239,6 +239,54 @@ impl pallet_utility::Config for Runtime {
 	type WeightInfo = pallet_utility::weights::SubstrateWeight<Runtime>;
 }
 
+parameter_types! {
+	/// Anyone can create a datanet; the deposit makes squatting names and spamming empty
+	/// datanets cost something, and comes back only through ownership (datanets are permanent).
+	pub const DatanetDeposit: Balance = 10 * OPEN;
+	pub const DatanetByteDeposit: Balance = MILLI_OPEN;
+	pub const DatanetItemDeposit: Balance = 100 * MILLI_OPEN;
+	pub const ContributionBaseDeposit: Balance = 100 * MILLI_OPEN;
+	/// Every node stores every contributed file: 1 µOPEN per byte, about 1 OPEN per MiB, held
+	/// until the curators decide. A 5 MiB file holds about 5.3 OPEN.
+	pub const ContributionByteDeposit: Balance = MICRO_OPEN;
+	/// A rejected contribution loses a fifth of its deposit to the treasury: enough to make
+	/// spam cost, not so much that honest borderline files are not submitted.
+	pub const RejectionSlash: Perbill = Perbill::from_percent(20);
+	/// The chain's ceiling; each node's `--datanets-max-file-size` (5 MiB by default) is what
+	/// its RPC accepts.
+	pub const MaxContributionSize: u64 = 64 * 1024 * 1024;
+}
+
+impl pallet_datanets::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Slashed = TreasuryAccount;
+	type DatanetDeposit = DatanetDeposit;
+	type ByteDeposit = DatanetByteDeposit;
+	type ItemDeposit = DatanetItemDeposit;
+	type ContributionBaseDeposit = ContributionBaseDeposit;
+	type ContributionByteDeposit = ContributionByteDeposit;
+	type RejectionSlash = RejectionSlash;
+	type MaxNameLength = ConstU32<64>;
+	type MaxDescriptionLength = ConstU32<1024>;
+	type MaxTagLength = ConstU32<32>;
+	type MaxTags = ConstU32<16>;
+	type MaxLicenseLength = ConstU32<64>;
+	type MaxContributionMetadataLength = ConstU32<256>;
+	type MaxCurators = ConstU32<16>;
+	type MaxPendingContributions = ConstU32<256>;
+	type MaxContributionsPerVersion = ConstU32<1024>;
+	type MaxContributionSize = MaxContributionSize;
+	// A fresh account survives two rejections (100 → 75 → 50); a third locks it out. Ten
+	// accepted contributions at full quality buy room for four more mistakes.
+	type InitialReputation = ConstU32<100>;
+	type MinReputation = ConstU32<50>;
+	type MaxReputation = ConstU32<1_000>;
+	type ReputationReward = ConstU32<10>;
+	type ReputationPenalty = ConstU32<25>;
+	type WeightInfo = pallet_datanets::weights::SubstrateWeight<Runtime>;
+}
+
 #[frame_support::runtime]
 mod runtime {
 	#[runtime::runtime]
@@ -279,6 +327,9 @@ mod runtime {
 
 	#[runtime::pallet_index(7)]
 	pub type Utility = pallet_utility;
+
+	#[runtime::pallet_index(10)]
+	pub type Datanets = pallet_datanets;
 }
 
 /// The address format: polkadot.js sends `MultiAddress::Id`.

@@ -14,18 +14,21 @@
 //! Everything that occupies storage is paid for with a hold (`HoldReason`), not a fee, so it
 //! comes back when the storage is freed:
 //! - the owner holds `DatanetDeposit + ByteDeposit × metadata bytes` for the datanet,
-//!   `ItemDeposit` per curator and per allow-list entry, and `ItemDeposit + ByteDeposit × 8 ×
-//!   contributions` per published version. A datanet is never deleted (versions are referenced
-//!   forever), so these stay held while it exists and move with ownership.
+//!   `ItemDeposit` per curator and per allow-list entry, and `ItemDeposit + ByteDeposit ×` the
+//!   encoded size of its contribution-id list (8 bytes per id plus a length prefix) per
+//!   version. A datanet is never deleted (versions are referenced forever), so these stay held
+//!   while it exists and move with ownership.
 //! - a contributor holds `ContributionBaseDeposit + ContributionByteDeposit × size` while the
-//!   contribution is pending. Acceptance returns it; rejection sends `RejectionSlash` of it to
-//!   the `Slashed` account (the treasury) and returns the rest; withdrawal returns all of it.
+//!   contribution is pending. Acceptance returns it; rejection sends `RejectionSlash` of it
+//!   (rounded to the nearest planck) to the `Slashed` account (the treasury) and returns the
+//!   rest; withdrawal returns all of it.
 //!
 //! ## Curation
 //! The owner and the curators vote; the owner counts as one. A contribution is accepted once
 //! `quorum` approvals are in (default: a majority of owner + curators), and rejected as soon as
 //! approval can no longer reach the quorum (more than `electorate − quorum` rejections), so a
-//! contribution never waits for votes that cannot change the outcome.
+//! contribution never waits for votes that cannot change the outcome. When removing a curator
+//! leaves the remaining votes decisive, `settle` (callable by anyone) applies the decision.
 //!
 //! ## Reputation
 //! Every account starts at `InitialReputation`. An accepted contribution adds
@@ -335,6 +338,8 @@ pub mod pallet {
 		AlreadyArchived,
 		/// An id or version counter is exhausted.
 		Overflow,
+		/// The votes cast so far decide nothing: the contribution needs more votes.
+		StillUndecided,
 	}
 
 	#[pallet::call]
@@ -458,7 +463,8 @@ pub mod pallet {
 			})
 		}
 
-		/// Removes a curator. Votes already cast by them no longer count.
+		/// Removes a curator. Their votes on pending contributions stop counting (and count again
+		/// if they are made curator again); `settle` decides contributions this leaves decided.
 		#[pallet::call_index(4)]
 		#[pallet::weight(T::WeightInfo::remove_curator())]
 		pub fn remove_curator(
@@ -609,26 +615,10 @@ pub mod pallet {
 				.map_err(|_| Error::<T>::NotReviewer)?;
 			Self::deposit_event(Event::Reviewed { contribution_id, reviewer, vote });
 
-			let quorum = datanet.effective_quorum();
-			let approvals: Vec<u8> = contribution
-				.votes
-				.iter()
-				.filter(|(_, v)| v.verdict == Verdict::Approve)
-				.map(|(_, v)| v.quality)
-				.collect();
-			let rejections = contribution.votes.len() as u32 - approvals.len() as u32;
-
-			if approvals.len() as u32 >= quorum {
-				Self::accept(contribution_id, contribution, &mut datanet, &approvals)?;
-				Datanets::<T>::insert(datanet_id, datanet);
-				Ok(Some(T::WeightInfo::review_accept()).into())
-			} else if rejections > datanet.electorate().saturating_sub(quorum) {
-				Self::reject(contribution_id, contribution, &mut datanet);
-				Datanets::<T>::insert(datanet_id, datanet);
-				Ok(Some(T::WeightInfo::review_reject()).into())
-			} else {
-				Contributions::<T>::insert(contribution_id, contribution);
-				Ok(Some(T::WeightInfo::review_vote()).into())
+			match Self::decide(contribution_id, contribution, &mut datanet)? {
+				Outcome::Accepted => Ok(Some(T::WeightInfo::review_accept()).into()),
+				Outcome::Rejected => Ok(Some(T::WeightInfo::review_reject()).into()),
+				Outcome::Pending => Ok(Some(T::WeightInfo::review_vote()).into()),
 			}
 		}
 
@@ -775,6 +765,33 @@ pub mod pallet {
 				Ok(())
 			})
 		}
+
+		/// Decides a pending contribution whose outcome the votes already settle after the
+		/// electorate changed: a curator removed (or made owner) can turn the remaining votes
+		/// into a quorum for acceptance or make approval unreachable, and nobody left could cast
+		/// the vote that triggers the decision. Anyone may call it; it fails with
+		/// `StillUndecided` when the current votes decide nothing.
+		#[pallet::call_index(13)]
+		#[pallet::weight(T::WeightInfo::review_accept().max(T::WeightInfo::review_reject()))]
+		pub fn settle(
+			origin: OriginFor<T>,
+			contribution_id: ContributionId,
+		) -> DispatchResultWithPostInfo {
+			ensure_signed(origin)?;
+			let mut contribution =
+				Contributions::<T>::get(contribution_id).ok_or(Error::<T>::ContributionNotFound)?;
+			ensure!(contribution.status == ContributionStatus::Pending, Error::<T>::NotPending);
+			let datanet_id = contribution.datanet_id;
+			let mut datanet = Datanets::<T>::get(datanet_id).ok_or(Error::<T>::DatanetNotFound)?;
+			contribution.votes.retain(|(voter, _)| datanet.may_review(voter));
+			// The deciding branches do what a deciding `review` does minus recording a vote, so
+			// they are charged as such.
+			match Self::decide(contribution_id, contribution, &mut datanet)? {
+				Outcome::Accepted => Ok(Some(T::WeightInfo::review_accept()).into()),
+				Outcome::Rejected => Ok(Some(T::WeightInfo::review_reject()).into()),
+				Outcome::Pending => Err(Error::<T>::StillUndecided.into()),
+			}
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
@@ -851,6 +868,38 @@ pub mod pallet {
 				let released =
 					Self::release(&HoldReason::DatanetDeposit, owner, old.saturating_sub(new));
 				Ok(deposit.saturating_sub(released))
+			}
+		}
+
+		/// Counts the votes of a pending contribution against its datanet's quorum and accepts
+		/// or rejects it when they decide; otherwise stores the votes. Writes the datanet back
+		/// when its pending count changed.
+		fn decide(
+			contribution_id: ContributionId,
+			contribution: ContributionInfo<T>,
+			datanet: &mut DatanetInfo<T>,
+		) -> Result<Outcome, DispatchError> {
+			let datanet_id = contribution.datanet_id;
+			let quorum = datanet.effective_quorum();
+			let approvals: Vec<u8> = contribution
+				.votes
+				.iter()
+				.filter(|(_, v)| v.verdict == Verdict::Approve)
+				.map(|(_, v)| v.quality)
+				.collect();
+			let rejections = (contribution.votes.len() as u32).saturating_sub(approvals.len() as u32);
+
+			if approvals.len() as u32 >= quorum {
+				Self::accept(contribution_id, contribution, datanet, &approvals)?;
+				Datanets::<T>::insert(datanet_id, &*datanet);
+				Ok(Outcome::Accepted)
+			} else if rejections > datanet.electorate().saturating_sub(quorum) {
+				Self::reject(contribution_id, contribution, datanet);
+				Datanets::<T>::insert(datanet_id, &*datanet);
+				Ok(Outcome::Rejected)
+			} else {
+				Contributions::<T>::insert(contribution_id, contribution);
+				Ok(Outcome::Pending)
 			}
 		}
 

@@ -111,6 +111,13 @@ impl<T: Config> DatanetInfo<T> {
 	}
 }
 
+/// What the votes on a contribution add up to.
+pub(crate) enum Outcome {
+	Accepted,
+	Rejected,
+	Pending,
+}
+
 /// A curator's (or the owner's) decision on a contribution.
 #[derive(
 	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,

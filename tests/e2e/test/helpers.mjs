@@ -157,6 +157,76 @@ export function devArgs({ basePath, p2pPort, rpcPort, prometheusPort }) {
  * @property {number} prometheusPort free TCP port for `--prometheus-port`
  */
 
+// --- the two-validator `local` chain ---------------------------------------------
+
+// Fixed node keys make the peer ids predictable. Substrate's docs and tests
+// use ...0001 for Alice; its ed25519 peer id is the one below.
+export const ALICE_NODE_KEY = `${'0'.repeat(63)}1`;
+export const ALICE_PEER_ID = '12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp';
+// A validator without --dev refuses to generate a node key on its own
+// (NetworkKeyNotFound) since a changing identity hurts its peers, so Bob
+// gets a fixed one too.
+export const BOB_NODE_KEY = `${'0'.repeat(63)}2`;
+
+/**
+ * The command line of one `local` validator, as in the repository README's
+ * "Two validators, one machine" (plus a node key for Bob, see above): the
+ * `--alice`/`--bob` flag selects the validator's session keys. Loopback only.
+ */
+export function localValidatorArgs(validator, nodeKey, extra = []) {
+  return ({ basePath, p2pPort, rpcPort, prometheusPort }) => [
+    '--chain', 'local',
+    `--${validator}`,
+    '--base-path', basePath,
+    '--rpc-port', String(rpcPort),
+    '--prometheus-port', String(prometheusPort),
+    '--no-telemetry',
+    // Without mDNS the nodes can only meet through --bootnodes, which is
+    // what this test is about (and parallel runs on one host stay apart).
+    '--no-mdns',
+    '--node-key', nodeKey,
+    // Loopback only (instead of --port, which listens on every interface).
+    '--listen-addr', `/ip4/127.0.0.1/tcp/${p2pPort}`,
+    ...extra,
+  ];
+}
+
+/**
+ * Starts the two `local` validators: Alice first, then Bob with Alice as his
+ * bootnode. Neither can author or finalize alone, so start-up waits only for
+ * RPC and polkadot.js. If Bob fails, Alice's log is kept (he dials her at
+ * once, so the cause may show there) and she is stopped.
+ * @param {object} [options]
+ * @param {string[]} [options.extra] more flags for both nodes
+ * @param {object} [options.apiOptions] see `OpenLedgerNode.start`
+ */
+export async function startLocalNetwork({ extra = [], apiOptions = {} } = {}) {
+  const alice = await OpenLedgerNode.start({
+    name: 'alice',
+    args: localValidatorArgs('alice', ALICE_NODE_KEY, extra),
+    finalized: null,
+    apiOptions,
+  });
+  try {
+    // Bob dials whatever id Alice actually has, so a wrong expectation
+    // about the id fails one test instead of the whole network.
+    const alicePeerId = await alice.step('reading Alice\'s peer id', 30_000,
+      async (api) => (await api.rpc.system.localPeerId()).toString());
+    const bootnode = `/ip4/127.0.0.1/tcp/${alice.p2pPort}/p2p/${alicePeerId}`;
+    const bob = await OpenLedgerNode.start({
+      name: 'bob',
+      args: localValidatorArgs('bob', BOB_NODE_KEY, ['--bootnodes', bootnode, ...extra]),
+      finalized: null,
+      apiOptions,
+    });
+    return { alice, bob, alicePeerId };
+  } catch (error) {
+    alice.markFailed('Bob did not start');
+    await alice.stop();
+    throw error;
+  }
+}
+
 export class OpenLedgerNode {
   /** Label used in work-dir names and log banners, e.g. `dev`, `alice`. */
   name = 'node';
@@ -183,6 +253,7 @@ export class OpenLedgerNode {
   #died = null;
   #stopping = null;
   #failed = false;
+  #apiOptions = {};
 
   /**
    * Spawns openledger-node, waits until its RPC answers, connects polkadot.js
@@ -199,10 +270,12 @@ export class OpenLedgerNode {
    * @param {(setup: NodeSetup) => string[]} [options.args] builds the command line
    * @param {number | null} [options.finalized] block number to wait for, or null
    * @param {number} [options.timeoutMs] limit for the whole start-up
+   * @param {object} [options.apiOptions] extra `ApiPromise.create` options, e.g. `{ rpc }`
    */
-  static async start({ name = 'dev', args = devArgs, finalized = 1, timeoutMs = START_TIMEOUT_MS } = {}) {
+  static async start({ name = 'dev', args = devArgs, finalized = 1, timeoutMs = START_TIMEOUT_MS, apiOptions = {} } = {}) {
     const node = new OpenLedgerNode();
     node.name = name;
+    node.#apiOptions = apiOptions;
     try {
       await node.#start(args, finalized, timeoutMs);
       return node;
@@ -322,7 +395,7 @@ export class OpenLedgerNode {
     await provider.connect();
     try {
       await connected;
-      return await ApiPromise.create({ provider, throwOnConnect: true });
+      return await ApiPromise.create({ ...this.#apiOptions, provider, throwOnConnect: true });
     } catch (error) {
       await provider.disconnect().catch(() => {});
       throw error;

@@ -10,21 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Keyring } from '@polkadot/api';
 
 import {
-  OpenLedgerNode,
+  ALICE_PEER_ID,
   START_TIMEOUT_MS,
   runStep,
+  startLocalNetwork,
   stepDeclarer,
   waitForFinalizedNumber,
 } from './helpers.mjs';
-
-// Fixed node keys make the peer ids predictable. Substrate's docs and tests
-// use ...0001 for Alice; its ed25519 peer id is the one below.
-const ALICE_NODE_KEY = `${'0'.repeat(63)}1`;
-const ALICE_PEER_ID = '12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp';
-// A validator without --dev refuses to generate a node key on its own
-// (NetworkKeyNotFound) since a changing identity hurts its peers, so Bob
-// gets a fixed one too.
-const BOB_NODE_KEY = `${'0'.repeat(63)}2`;
 
 const FINALIZED_TARGET = 3;
 const QUERY_TIMEOUT_MS = 30_000;
@@ -33,29 +25,6 @@ const PEERING_TIMEOUT_MS = 60_000;
 // slot alignment add some, the rest is slack for slow CI machines.
 const FINALITY_TIMEOUT_MS = 150_000;
 const AUTHORING_TIMEOUT_MS = 120_000;
-
-/**
- * The command line of one `local` validator, as in the repository README's
- * "Two validators, one machine" (plus a node key for Bob, see above): the
- * `--alice`/`--bob` flag selects the validator's session keys. Loopback only.
- */
-function localValidatorArgs(validator, nodeKey, extra = []) {
-  return ({ basePath, p2pPort, rpcPort, prometheusPort }) => [
-    '--chain', 'local',
-    `--${validator}`,
-    '--base-path', basePath,
-    '--rpc-port', String(rpcPort),
-    '--prometheus-port', String(prometheusPort),
-    '--no-telemetry',
-    // Without mDNS the nodes can only meet through --bootnodes, which is
-    // what this test is about (and parallel runs on one host stay apart).
-    '--no-mdns',
-    '--node-key', nodeKey,
-    // Loopback only (instead of --port, which listens on every interface).
-    '--listen-addr', `/ip4/127.0.0.1/tcp/${p2pPort}`,
-    ...extra,
-  ];
-}
 
 /** The slot number in a header's Aura pre-runtime digest (a SCALE u64). */
 function auraSlot(header) {
@@ -81,31 +50,10 @@ describe('openledger-node --chain local (Alice and Bob)', () => {
     runStep([alice, bob], name, timeoutMs, () => fn(alice.api, bob.api)));
 
   before(async () => {
-    let startingBob = false;
     try {
-      // Neither validator can finalize (nor even author: Aura waits for a
-      // peer) on its own, so start-up only waits for RPC and polkadot.js.
-      alice = await OpenLedgerNode.start({
-        name: 'alice',
-        args: localValidatorArgs('alice', ALICE_NODE_KEY),
-        finalized: null,
-      });
-      // Bob dials whatever id Alice actually has, so a wrong expectation
-      // about the id fails one test below instead of the whole network.
-      alicePeerId = await alice.step('reading Alice\'s peer id', QUERY_TIMEOUT_MS,
-        async (api) => (await api.rpc.system.localPeerId()).toString());
-      const bootnode = `/ip4/127.0.0.1/tcp/${alice.p2pPort}/p2p/${alicePeerId}`;
-      startingBob = true;
-      bob = await OpenLedgerNode.start({
-        name: 'bob',
-        args: localValidatorArgs('bob', BOB_NODE_KEY, ['--bootnodes', bootnode]),
-        finalized: null,
-      });
+      ({ alice, bob, alicePeerId } = await startLocalNetwork());
     } catch (error) {
       startError = error;
-      // Bob dials Alice as soon as he runs, so his failure may well show in
-      // her log too: keep and print it.
-      if (startingBob) alice.markFailed('Bob did not start');
     }
   }, { timeout: 2 * START_TIMEOUT_MS + QUERY_TIMEOUT_MS + 30_000 });
 
