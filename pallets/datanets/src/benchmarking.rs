@@ -65,7 +65,10 @@ fn add_curators<T: Config>(owner: &T::AccountId, datanet: DatanetId, count: u32)
 }
 
 fn hash(index: u32) -> H256 {
-	H256::from_low_u64_be(index as u64 + 1)
+	// `from_low_u64_be` needs `std`; the benchmarks also run in the wasm runtime.
+	let mut bytes = [0xffu8; 32];
+	bytes[..4].copy_from_slice(&index.to_be_bytes());
+	H256(bytes)
 }
 
 fn submit_contribution<T: Config>(who: &T::AccountId, datanet: DatanetId, index: u32) -> ContributionId {

@@ -1,5 +1,6 @@
 // Benchmark of the datanet file RPC on a two-validator `local` network:
-//   - upload throughput through Alice's RPC (polkadot.js over WebSocket),
+//   - upload throughput through Alice's RPC, with polkadot.js over WebSocket
+//     (what an app sees) and as a plain JSON-RPC POST (what the node costs),
 //   - download throughput from Alice, who stores the file,
 //   - time for a file uploaded through Alice to become downloadable through
 //     Bob (his first download fetches it from Alice over the network),
@@ -49,17 +50,20 @@ try {
 
   const rows = [];
   for (const size of SIZES) {
-    const samples = { upload: [], downloadA: [], firstB: [], downloadB: [] };
+    const samples = { upload: [], uploadHttp: [], downloadA: [], firstB: [], downloadB: [] };
     for (let run = 0; run < RUNS; run++) {
       const file = new Uint8Array(randomBytes(size));
       const hash = blake2AsHex(file, 256);
       const [upload, stored] = await timed(() => alice.api.rpc.datanets.upload(u8aToHex(file)));
       if (stored.toJSON().hash !== hash) throw new Error('upload returned the wrong hash');
+      const other = new Uint8Array(randomBytes(size));
+      const [uploadHttp] = await timed(() => alice.rpc('datanets_upload', [u8aToHex(other)], 60_000));
       const [downloadA] = await timed(() => alice.api.rpc.datanets.download(hash));
       const [firstB, fetched] = await timed(() => bob.api.rpc.datanets.download(hash));
       if (blake2AsHex(fetched.toU8a(true), 256) !== hash) throw new Error('Bob returned other bytes');
       const [downloadB] = await timed(() => bob.api.rpc.datanets.download(hash));
       samples.upload.push(upload);
+      samples.uploadHttp.push(uploadHttp);
       samples.downloadA.push(downloadA);
       samples.firstB.push(firstB);
       samples.downloadB.push(downloadB);
@@ -68,6 +72,7 @@ try {
     rows.push({
       'file': size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`,
       'upload MB/s': mbPerS(size, median(samples.upload)).toFixed(1),
+      'upload, HTTP MB/s': mbPerS(size, median(samples.uploadHttp)).toFixed(1),
       'download from A MB/s': mbPerS(size, median(samples.downloadA)).toFixed(1),
       'available on B (ms)': median(samples.firstB).toFixed(0),
       'first download via B MB/s': mbPerS(size, median(samples.firstB)).toFixed(1),
