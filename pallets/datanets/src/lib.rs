@@ -595,20 +595,14 @@ pub mod pallet {
 		) -> DispatchResultWithPostInfo {
 			let reviewer = ensure_signed(origin)?;
 			ensure!(quality_score <= 100, Error::<T>::InvalidQualityScore);
-			let mut contribution =
-				Contributions::<T>::get(contribution_id).ok_or(Error::<T>::ContributionNotFound)?;
-			ensure!(contribution.status == ContributionStatus::Pending, Error::<T>::NotPending);
-			let datanet_id = contribution.datanet_id;
-			let mut datanet = Datanets::<T>::get(datanet_id).ok_or(Error::<T>::DatanetNotFound)?;
+			let (mut contribution, mut datanet) = Self::pending_contribution(contribution_id)?;
 			ensure!(datanet.may_review(&reviewer), Error::<T>::NotReviewer);
 			ensure!(
 				!contribution.votes.iter().any(|(voter, _)| voter == &reviewer),
 				Error::<T>::AlreadyVoted
 			);
 			let vote = Vote { verdict, quality: quality_score };
-			// Votes of removed curators stay recorded but are dropped here; the owner plus
-			// `MaxCurators` current curators always fit.
-			contribution.votes.retain(|(voter, _)| datanet.may_review(voter));
+			// Only current voters' votes are left, so the owner plus `MaxCurators` always fit.
 			contribution
 				.votes
 				.try_push((reviewer.clone(), vote))
@@ -778,12 +772,7 @@ pub mod pallet {
 			contribution_id: ContributionId,
 		) -> DispatchResultWithPostInfo {
 			ensure_signed(origin)?;
-			let mut contribution =
-				Contributions::<T>::get(contribution_id).ok_or(Error::<T>::ContributionNotFound)?;
-			ensure!(contribution.status == ContributionStatus::Pending, Error::<T>::NotPending);
-			let datanet_id = contribution.datanet_id;
-			let mut datanet = Datanets::<T>::get(datanet_id).ok_or(Error::<T>::DatanetNotFound)?;
-			contribution.votes.retain(|(voter, _)| datanet.may_review(voter));
+			let (contribution, mut datanet) = Self::pending_contribution(contribution_id)?;
 			// The deciding branches do what a deciding `review` does minus recording a vote, so
 			// they are charged as such.
 			match Self::decide(contribution_id, contribution, &mut datanet)? {
@@ -869,6 +858,21 @@ pub mod pallet {
 					Self::release(&HoldReason::DatanetDeposit, owner, old.saturating_sub(new));
 				Ok(deposit.saturating_sub(released))
 			}
+		}
+
+		/// A pending contribution and its datanet. Votes of reviewers who are no longer owner or
+		/// curator are dropped: they do not count (and count again if the reviewer returns, as
+		/// the stored votes are only rewritten by the next vote or decision).
+		fn pending_contribution(
+			contribution_id: ContributionId,
+		) -> Result<(ContributionInfo<T>, DatanetInfo<T>), DispatchError> {
+			let mut contribution =
+				Contributions::<T>::get(contribution_id).ok_or(Error::<T>::ContributionNotFound)?;
+			ensure!(contribution.status == ContributionStatus::Pending, Error::<T>::NotPending);
+			let datanet =
+				Datanets::<T>::get(contribution.datanet_id).ok_or(Error::<T>::DatanetNotFound)?;
+			contribution.votes.retain(|(voter, _)| datanet.may_review(voter));
+			Ok((contribution, datanet))
 		}
 
 		/// Counts the votes of a pending contribution against its datanet's quorum and accepts

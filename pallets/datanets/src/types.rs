@@ -85,7 +85,7 @@ pub struct DatanetInfo<T: Config> {
 	pub latest_version: VersionNumber,
 	/// Contributions waiting for a decision; bounded by `MaxPendingContributions`.
 	pub pending: u32,
-	/// Allow-list entries, counted so the owner's deposit for them can be returned.
+	/// Allow-list entries, so wallets can show the count without iterating the map.
 	pub allowed: u32,
 	pub created_at: BlockNumberFor<T>,
 }
