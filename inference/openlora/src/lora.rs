@@ -1,0 +1,500 @@
+//! LoRA adapters in the PEFT layout, and the per-row LoRA product for a mixed batch.
+//!
+//! An adapter is a folder with `adapter_config.json` (`r`, `lora_alpha`, `target_modules`) and
+//! `adapter_model.safetensors` holding, for each adapted projection of each layer,
+//! `…layers.{l}.{self_attn|mlp}.{proj}.lora_A.weight` (r × in) and `….lora_B.weight` (out × r).
+//! Its identity is the blake2-256 hash of the safetensors file, the value the chain records.
+//!
+//! The delta a row receives is `scale · B · (A · x)` with `scale = alpha / r`. Rows of one batch
+//! use different adapters: [`LoraBatch::delta`] gathers each row's adapter (BGMV: a batched
+//! gather matrix-vector product) instead of running one forward pass per adapter.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest};
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use crate::models::gemma3::{Gemma3Config, Proj};
+
+/// blake2-256, the hash the chain uses for every content identity.
+pub type Hash256 = [u8; 32];
+
+pub fn blake2_256(bytes: &[u8]) -> Hash256 {
+    Blake2b::<U32>::digest(bytes).into()
+}
+
+/// blake2-256 of a file, read in 1 MiB blocks (model files are hundreds of MB).
+pub fn blake2_256_file(path: &Path) -> std::io::Result<Hash256> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Blake2b::<U32>::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize().into());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+
+/// Why an adapter was refused. Each names the file and the offending tensor so that the
+/// adapter's author can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("invalid {CONFIG_FILE}: {0}")]
+    Config(String),
+    #[error("broken safetensors file: {0}")]
+    Safetensors(String),
+    #[error("rank {rank} is over this server's limit of {max}")]
+    RankTooLarge { rank: usize, max: usize },
+    #[error("tensor `{name}` has shape {found:?}, the base model needs {expected:?}")]
+    Shape { name: String, found: Vec<usize>, expected: Vec<usize> },
+    #[error("tensor `{0}` holds NaN or infinite values")]
+    NonFinite(String),
+    #[error("tensor `{0}` names no layer/projection of the base model")]
+    UnknownTensor(String),
+    #[error("tensor `{0}` has no matching lora_A/lora_B partner")]
+    Unpaired(String),
+    #[error("the adapter adapts nothing: no lora_A/lora_B tensors")]
+    Empty,
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+#[derive(Debug, Deserialize)]
+struct PeftConfig {
+    r: usize,
+    lora_alpha: f64,
+    #[serde(default)]
+    use_rslora: bool,
+}
+
+/// What registration learns from an adapter without reading its weights: enough to list it,
+/// account for its memory and refuse an oversized rank before it is ever loaded.
+#[derive(Clone, Debug)]
+pub struct AdapterHeader {
+    pub dir: PathBuf,
+    pub hash: Hash256,
+    pub rank: usize,
+    pub alpha: f64,
+    /// Bytes the loaded weights occupy (f32).
+    pub weight_bytes: usize,
+}
+
+/// One adapted projection of one layer: `A` (r × in) and `B` (out × r), as f32.
+pub struct LoraPair {
+    pub in_dim: usize,
+    pub out_dim: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    /// The same matrices on an accelerator, for the grouped product there.
+    device: Option<(Tensor, Tensor)>,
+}
+
+/// An adapter's weights, ready for the forward pass.
+pub struct LoadedAdapter {
+    pub header: AdapterHeader,
+    pub scale: f32,
+    pub rank: usize,
+    /// Indexed by `layer * Proj::COUNT + proj`.
+    pairs: Vec<Option<LoraPair>>,
+}
+
+impl LoadedAdapter {
+    pub fn pair(&self, layer: usize, proj: Proj) -> Option<&LoraPair> {
+        self.pairs.get(layer * Proj::COUNT + proj as usize)?.as_ref()
+    }
+
+    pub fn weight_bytes(&self) -> usize {
+        self.header.weight_bytes
+    }
+
+    /// The dense delta `scale · B · A` (out × in) for one projection: what merging the adapter
+    /// into the base weights adds. Used to check the batched path against merged weights.
+    pub fn merged_delta(&self, layer: usize, proj: Proj) -> Option<Vec<f32>> {
+        let p = self.pair(layer, proj)?;
+        let mut d = vec![0f32; p.out_dim * p.in_dim];
+        for o in 0..p.out_dim {
+            for k in 0..self.rank {
+                let bk = self.scale * p.b[o * self.rank + k];
+                let arow = &p.a[k * p.in_dim..(k + 1) * p.in_dim];
+                for (dst, a) in d[o * p.in_dim..(o + 1) * p.in_dim].iter_mut().zip(arow) {
+                    *dst += bk * a;
+                }
+            }
+        }
+        Some(d)
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AdapterError + '_ {
+    move |source| AdapterError::Io { path: path.to_path_buf(), source }
+}
+
+fn read_config(dir: &Path) -> Result<PeftConfig, AdapterError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let cfg: PeftConfig =
+        serde_json::from_str(&text).map_err(|e| AdapterError::Config(e.to_string()))?;
+    if cfg.r == 0 {
+        return Err(AdapterError::Config("`r` must be at least 1".into()));
+    }
+    if !cfg.lora_alpha.is_finite() || cfg.lora_alpha <= 0.0 {
+        return Err(AdapterError::Config("`lora_alpha` must be a positive number".into()));
+    }
+    Ok(cfg)
+}
+
+/// Parses a PEFT tensor name into (layer, projection, is_a).
+fn parse_tensor_name(name: &str) -> Option<(usize, Proj, bool)> {
+    let (stem, is_a) = if let Some(s) = name.strip_suffix(".lora_A.weight") {
+        (s, true)
+    } else {
+        (name.strip_suffix(".lora_B.weight")?, false)
+    };
+    let (prefix, module) = stem.rsplit_once('.')?;
+    let proj = Proj::from_peft_name(module)?;
+    let prefix = prefix.strip_suffix(proj.block())?.strip_suffix('.')?;
+    let layer = prefix.rsplit_once("layers.")?.1.parse().ok()?;
+    Some((layer, proj, is_a))
+}
+
+struct Plan {
+    /// (layer, proj) → (A tensor name, B tensor name)
+    pairs: HashMap<(usize, Proj), (String, String)>,
+}
+
+/// Checks names, pairing and shapes from the safetensors header alone.
+fn plan(
+    st: &safetensors::SafeTensors<'_>,
+    cfg: &PeftConfig,
+    model: &Gemma3Config,
+) -> Result<Plan, AdapterError> {
+    let mut a_names = HashMap::new();
+    let mut b_names = HashMap::new();
+    for (name, view) in st.tensors() {
+        let (layer, proj, is_a) =
+            parse_tensor_name(&name).ok_or_else(|| AdapterError::UnknownTensor(name.clone()))?;
+        if layer >= model.num_layers {
+            return Err(AdapterError::UnknownTensor(name));
+        }
+        let (in_dim, out_dim) = model.proj_dims(proj);
+        let expected = if is_a { vec![cfg.r, in_dim] } else { vec![out_dim, cfg.r] };
+        if view.shape() != expected.as_slice() {
+            return Err(AdapterError::Shape { name, found: view.shape().to_vec(), expected });
+        }
+        if !matches!(
+            view.dtype(),
+            safetensors::Dtype::F32 | safetensors::Dtype::F16 | safetensors::Dtype::BF16
+        ) {
+            return Err(AdapterError::Safetensors(format!(
+                "tensor `{name}` has dtype {:?}; f32, f16 or bf16 expected",
+                view.dtype()
+            )));
+        }
+        if is_a { a_names.insert((layer, proj), name) } else { b_names.insert((layer, proj), name) };
+    }
+    let mut pairs = HashMap::new();
+    for (key, a) in a_names {
+        let b = b_names.remove(&key).ok_or_else(|| AdapterError::Unpaired(a.clone()))?;
+        pairs.insert(key, (a, b));
+    }
+    if let Some(b) = b_names.into_values().next() {
+        return Err(AdapterError::Unpaired(b));
+    }
+    if pairs.is_empty() {
+        return Err(AdapterError::Empty);
+    }
+    Ok(Plan { pairs })
+}
+
+fn weight_bytes(plan: &Plan, rank: usize, model: &Gemma3Config) -> usize {
+    plan.pairs
+        .keys()
+        .map(|&(_, proj)| {
+            let (i, o) = model.proj_dims(proj);
+            rank * (i + o) * std::mem::size_of::<f32>()
+        })
+        .sum()
+}
+
+fn scale(cfg: &PeftConfig) -> f32 {
+    let denom = if cfg.use_rslora { (cfg.r as f64).sqrt() } else { cfg.r as f64 };
+    (cfg.lora_alpha / denom) as f32
+}
+
+/// Reads an adapter's config and safetensors header, hashes the weights file, and checks every
+/// tensor's name and shape against the base model. Reads the whole file (for the hash) but
+/// keeps none of it.
+pub fn read_header(
+    dir: &Path,
+    model: &Gemma3Config,
+    max_rank: usize,
+) -> Result<AdapterHeader, AdapterError> {
+    let cfg = read_config(dir)?;
+    if cfg.r > max_rank {
+        return Err(AdapterError::RankTooLarge { rank: cfg.r, max: max_rank });
+    }
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| AdapterError::Safetensors(e.to_string()))?;
+    let plan = plan(&st, &cfg, model)?;
+    Ok(AdapterHeader {
+        dir: dir.to_path_buf(),
+        hash: blake2_256(&bytes),
+        rank: cfg.r,
+        alpha: cfg.lora_alpha,
+        weight_bytes: weight_bytes(&plan, cfg.r, model),
+    })
+}
+
+fn to_f32(view: &safetensors::tensor::TensorView<'_>) -> Vec<f32> {
+    let data = view.data();
+    match view.dtype() {
+        safetensors::Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        safetensors::Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        // `plan` admits only the three float types.
+        _ => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+    }
+}
+
+/// Loads an adapter's weights: checks shapes, refuses NaN/Inf, and places the matrices on
+/// `device`. `known_hash` skips hashing when the caller knows the file is the one it hashed
+/// before (the cold-load path of the store, where hashing would dominate the load time).
+pub fn load(
+    dir: &Path,
+    model: &Gemma3Config,
+    max_rank: usize,
+    device: &Device,
+    known_hash: Option<Hash256>,
+) -> Result<LoadedAdapter, AdapterError> {
+    let cfg = read_config(dir)?;
+    if cfg.r > max_rank {
+        return Err(AdapterError::RankTooLarge { rank: cfg.r, max: max_rank });
+    }
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| AdapterError::Safetensors(e.to_string()))?;
+    let plan = plan(&st, &cfg, model)?;
+    let mut pairs: Vec<Option<LoraPair>> =
+        (0..model.num_layers * Proj::COUNT).map(|_| None).collect();
+    for (&(layer, proj), (a_name, b_name)) in &plan.pairs {
+        let read = |name: &str| -> Result<Vec<f32>, AdapterError> {
+            let view =
+                st.tensor(name).map_err(|e| AdapterError::Safetensors(e.to_string()))?;
+            let v = to_f32(&view);
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(AdapterError::NonFinite(name.to_string()));
+            }
+            Ok(v)
+        };
+        let (a, b) = (read(a_name)?, read(b_name)?);
+        let (in_dim, out_dim) = model.proj_dims(proj);
+        let device_mats = if device.is_cpu() {
+            None
+        } else {
+            Some((
+                Tensor::from_slice(&a, (cfg.r, in_dim), device)?,
+                Tensor::from_slice(&b, (out_dim, cfg.r), device)?,
+            ))
+        };
+        pairs[layer * Proj::COUNT + proj as usize] =
+            Some(LoraPair { in_dim, out_dim, a, b, device: device_mats });
+    }
+    let header = AdapterHeader {
+        dir: dir.to_path_buf(),
+        hash: known_hash.unwrap_or_else(|| blake2_256(&bytes)),
+        rank: cfg.r,
+        alpha: cfg.lora_alpha,
+        weight_bytes: weight_bytes(&plan, cfg.r, model),
+    };
+    Ok(LoadedAdapter { header, scale: scale(&cfg), rank: cfg.r, pairs })
+}
+
+/// Which adapter each row of a forward pass uses: the distinct adapters of the batch and, per
+/// row (token), an index into them or `None` for the base model.
+pub struct LoraBatch<'a> {
+    adapters: Vec<&'a LoadedAdapter>,
+    row_slot: Vec<Option<u32>>,
+    /// Rows per slot, for the grouped product on accelerators.
+    slot_rows: Vec<Vec<u32>>,
+}
+
+impl<'a> LoraBatch<'a> {
+    /// `rows` lists, for each sequence in batch order, its number of rows and its adapter.
+    pub fn new(rows: impl IntoIterator<Item = (usize, Option<&'a LoadedAdapter>)>) -> Self {
+        let mut adapters: Vec<&LoadedAdapter> = Vec::new();
+        let mut row_slot = Vec::new();
+        let mut slot_rows: Vec<Vec<u32>> = Vec::new();
+        for (len, adapter) in rows {
+            let slot = adapter.map(|a| {
+                match adapters.iter().position(|b| std::ptr::eq(*b, a)) {
+                    Some(i) => i as u32,
+                    None => {
+                        adapters.push(a);
+                        slot_rows.push(Vec::new());
+                        (adapters.len() - 1) as u32
+                    }
+                }
+            });
+            for _ in 0..len {
+                if let Some(s) = slot {
+                    slot_rows[s as usize].push(row_slot.len() as u32);
+                }
+                row_slot.push(slot);
+            }
+        }
+        Self { adapters, row_slot, slot_rows }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.adapters.is_empty()
+    }
+
+    pub fn distinct_adapters(&self) -> usize {
+        self.adapters.len()
+    }
+
+    /// The LoRA contribution for `x` (rows × in) at one projection, or `None` when no row of
+    /// the batch adapts it.
+    pub fn delta(
+        &self,
+        x: &Tensor,
+        layer: usize,
+        proj: Proj,
+        out_dim: usize,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !self.adapters.iter().any(|a| a.pair(layer, proj).is_some()) {
+            return Ok(None);
+        }
+        if x.device().is_cpu() {
+            self.delta_cpu(x, layer, proj, out_dim).map(Some)
+        } else {
+            self.delta_grouped(x, layer, proj, out_dim).map(Some)
+        }
+    }
+
+    /// BGMV on the CPU: each row reads its own adapter's A and B in place; no weights are
+    /// copied or stacked. Rows are independent, so they run in parallel.
+    fn delta_cpu(
+        &self,
+        x: &Tensor,
+        layer: usize,
+        proj: Proj,
+        out_dim: usize,
+    ) -> candle_core::Result<Tensor> {
+        let (rows, in_dim) = x.dims2()?;
+        let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0f32; rows * out_dim];
+        out.par_chunks_mut(out_dim).enumerate().for_each(|(row, y)| {
+            let Some(slot) = self.row_slot[row] else { return };
+            let adapter = self.adapters[slot as usize];
+            let Some(pair) = adapter.pair(layer, proj) else { return };
+            let r = adapter.rank;
+            let xr = &xs[row * in_dim..(row + 1) * in_dim];
+            let mut t = [0f32; MAX_RANK_STACK];
+            let mut heap;
+            let t: &mut [f32] = if r <= MAX_RANK_STACK {
+                &mut t[..r]
+            } else {
+                heap = vec![0f32; r];
+                &mut heap
+            };
+            for (k, tk) in t.iter_mut().enumerate() {
+                let arow = &pair.a[k * in_dim..(k + 1) * in_dim];
+                *tk = adapter.scale * dot(arow, xr);
+            }
+            for (o, yo) in y.iter_mut().enumerate() {
+                *yo = dot(&pair.b[o * r..(o + 1) * r], t);
+            }
+        });
+        Tensor::from_vec(out, (rows, out_dim), x.device())?.to_dtype(x.dtype())
+    }
+
+    /// SGMV on accelerators: one pair of small matmuls per distinct adapter over its rows,
+    /// scattered back with `index_add`.
+    fn delta_grouped(
+        &self,
+        x: &Tensor,
+        layer: usize,
+        proj: Proj,
+        out_dim: usize,
+    ) -> candle_core::Result<Tensor> {
+        let rows = x.dim(0)?;
+        let mut out = Tensor::zeros((rows, out_dim), x.dtype(), x.device())?;
+        for (adapter, idx) in self.adapters.iter().zip(&self.slot_rows) {
+            let Some(pair) = adapter.pair(layer, proj) else { continue };
+            let (a, b) = pair
+                .device
+                .as_ref()
+                .ok_or_else(|| candle_core::Error::Msg("adapter not on this device".into()))?;
+            let idx = Tensor::from_slice(idx, idx.len(), x.device())?;
+            let xs = x.index_select(&idx, 0)?;
+            let d = xs
+                .matmul(&a.to_dtype(x.dtype())?.t()?)?
+                .matmul(&b.to_dtype(x.dtype())?.t()?)?
+                .affine(adapter.scale as f64, 0.0)?;
+            out = out.index_add(&idx, &d, 0)?;
+        }
+        Ok(out)
+    }
+}
+
+const MAX_RANK_STACK: usize = 128;
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise the loop.
+    let mut acc = [0f32; 8];
+    let chunks = a.len() / 8;
+    for i in 0..chunks {
+        for j in 0..8 {
+            acc[j] += a[i * 8 + j] * b[i * 8 + j];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for i in chunks * 8..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peft_names_parse() {
+        assert_eq!(
+            parse_tensor_name("base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight"),
+            Some((3, Proj::Q, true))
+        );
+        assert_eq!(
+            parse_tensor_name("base_model.model.model.layers.12.mlp.down_proj.lora_B.weight"),
+            Some((12, Proj::Down, false))
+        );
+        assert_eq!(parse_tensor_name("base_model.model.model.layers.1.mlp.q_proj.bias"), None);
+        assert_eq!(parse_tensor_name("layers.x.self_attn.q_proj.lora_A.weight"), None);
+    }
+}

@@ -1,0 +1,431 @@
+//! Gemma 3, a llama-family decoder, written for mixed-adapter batches.
+//!
+//! Differences from candle-transformers' Gemma 3: every projection is a [`BaseLinear`] whose
+//! output gets each row's own LoRA delta ([`LoraBatch`]), and one forward pass takes a ragged
+//! batch — sequences of different lengths at different positions, each with its own KV cache —
+//! laid out as one row per token. The big matmuls (projections, MLP, LM head) run once over all
+//! rows; attention runs per sequence against that sequence's cache.
+//!
+//! Weights come from a GGUF file (llama.cpp's `gemma3` layout), quantized or f32. llama.cpp
+//! stores Gemma's RMSNorm weights with the `+1` already applied, so the norms here are plain.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::kv_cache::KvCache;
+
+use crate::lora::LoraBatch;
+
+/// The seven projections a LoRA adapter may target, in PEFT's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proj {
+    Q = 0,
+    K = 1,
+    V = 2,
+    O = 3,
+    Gate = 4,
+    Up = 5,
+    Down = 6,
+}
+
+impl Proj {
+    pub const COUNT: usize = 7;
+    pub const ALL: [Proj; 7] =
+        [Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down];
+
+    pub fn peft_name(self) -> &'static str {
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"][self as usize]
+    }
+
+    pub fn from_peft_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.peft_name() == name)
+    }
+
+    /// `self_attn` or `mlp`: the PEFT module path segment above the projection.
+    pub fn block(self) -> &'static str {
+        if (self as usize) < 4 {
+            "self_attn"
+        } else {
+            "mlp"
+        }
+    }
+
+    fn gguf_name(self) -> &'static str {
+        ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+            [self as usize]
+    }
+}
+
+/// Rope base of the sliding-window layers; Gemma 3 fixes it and llama.cpp does not store it.
+const ROPE_LOCAL_BASE: f64 = 10_000.0;
+/// Every sixth layer attends globally, the rest within the sliding window.
+const SLIDING_WINDOW_PATTERN: usize = 6;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gemma3Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_base: f64,
+    pub sliding_window: usize,
+    pub context_length: usize,
+}
+
+impl Gemma3Config {
+    /// (input, output) features of a projection.
+    pub fn proj_dims(&self, proj: Proj) -> (usize, usize) {
+        let (h, q, kv, i) = (
+            self.hidden_size,
+            self.num_heads * self.head_dim,
+            self.num_kv_heads * self.head_dim,
+            self.intermediate_size,
+        );
+        match proj {
+            Proj::Q => (h, q),
+            Proj::K | Proj::V => (h, kv),
+            Proj::O => (q, h),
+            Proj::Gate | Proj::Up => (h, i),
+            Proj::Down => (i, h),
+        }
+    }
+
+    fn is_sliding(&self, layer: usize) -> bool {
+        (layer + 1) % SLIDING_WINDOW_PATTERN != 0
+    }
+
+    pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
+        let arch = md(ct, "general.architecture")?.to_string()?.clone();
+        if arch != "gemma3" {
+            candle_core::bail!("unsupported architecture `{arch}`: this engine serves gemma3");
+        }
+        let u = |k: &str| -> Result<usize> { Ok(md(ct, &format!("gemma3.{k}"))?.to_u32()? as usize) };
+        let vocab_size = match ct.metadata.get("tokenizer.ggml.tokens") {
+            Some(v) => v.to_vec()?.len(),
+            None => ct
+                .tensor_infos
+                .get("token_embd.weight")
+                .map(|t| t.shape.dims()[0])
+                .ok_or_else(|| candle_core::Error::Msg("no token_embd.weight".into()))?,
+        };
+        Ok(Self {
+            vocab_size,
+            hidden_size: u("embedding_length")?,
+            intermediate_size: u("feed_forward_length")?,
+            num_layers: u("block_count")?,
+            num_heads: u("attention.head_count")?,
+            num_kv_heads: u("attention.head_count_kv")?,
+            head_dim: u("attention.key_length")?,
+            rms_norm_eps: md(ct, "gemma3.attention.layer_norm_rms_epsilon")?.to_f32()? as f64,
+            rope_base: md(ct, "gemma3.rope.freq_base")?.to_f32()? as f64,
+            sliding_window: u("attention.sliding_window")?,
+            context_length: u("context_length")?,
+        })
+    }
+}
+
+fn md<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Value> {
+    ct.metadata
+        .get(key)
+        .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata has no `{key}`")))
+}
+
+/// A base projection: quantized or dense weights (out × in), shared by every row.
+pub struct BaseLinear {
+    w: QMatMul,
+    out_dim: usize,
+}
+
+impl BaseLinear {
+    fn new(t: QTensor) -> Result<Self> {
+        let out_dim = t.shape().dims()[0];
+        Ok(Self { w: QMatMul::from_qtensor(t)?, out_dim })
+    }
+}
+
+struct RmsNorm {
+    w: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::rms_norm(&x.contiguous()?, &self.w, self.eps)
+    }
+}
+
+struct Layer {
+    attn_norm: RmsNorm,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+    post_attn_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+    post_ffn_norm: RmsNorm,
+    projs: Vec<BaseLinear>,
+    sliding: bool,
+}
+
+/// The rows of one sequence in a forward pass.
+pub struct SeqRows<'a> {
+    /// The new tokens of this sequence (the prompt on its first pass, then one per step).
+    pub tokens: &'a [u32],
+    pub cache: &'a mut SeqCache,
+}
+
+/// One sequence's key/value cache, one entry per layer, preallocated for its whole length.
+pub struct SeqCache {
+    layers: Vec<KvCache>,
+    len: usize,
+}
+
+impl SeqCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+pub struct Gemma3 {
+    pub config: Gemma3Config,
+    embed: Arc<QTensor>,
+    lm_head: QMatMul,
+    final_norm: RmsNorm,
+    layers: Vec<Layer>,
+    rope_global: (Tensor, Tensor),
+    rope_local: (Tensor, Tensor),
+    device: Device,
+}
+
+fn rope_tables(base: f64, head_dim: usize, max_pos: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = (0..head_dim / 2)
+        .map(|i| 1.0 / base.powf(2.0 * i as f64 / head_dim as f64) as f32)
+        .collect();
+    let inv = Tensor::from_vec(inv, (1, head_dim / 2), dev)?;
+    let pos = Tensor::arange(0u32, max_pos as u32, dev)?.to_dtype(DType::F32)?.reshape((max_pos, 1))?;
+    let freqs = pos.broadcast_mul(&inv)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
+impl Gemma3 {
+    /// Loads the model from a GGUF file. `max_context` caps positions (and the rope tables).
+    pub fn load(path: &Path, max_context: usize, device: &Device) -> anyhow::Result<Self> {
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot open model {}: {e}", path.display()))?;
+        let ct = gguf_file::Content::read(&mut file)
+            .map_err(|e| anyhow::anyhow!("{} is not a GGUF file: {e}", path.display()))?;
+        let config = Gemma3Config::from_gguf(&ct)?;
+        let mut get = |name: &str| ct.tensor(&mut file, name, device);
+        let norm = |t: QTensor, eps: f64| -> Result<RmsNorm> {
+            Ok(RmsNorm { w: t.dequantize(device)?, eps: eps as f32 })
+        };
+        let eps = config.rms_norm_eps;
+        let embed = Arc::new(get("token_embd.weight")?);
+        let lm_head = match ct.tensor_infos.contains_key("output.weight") {
+            true => QMatMul::from_qtensor(get("output.weight")?)?,
+            false => QMatMul::from_arc(embed.clone())?,
+        };
+        let final_norm = norm(get("output_norm.weight")?, eps)?;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for l in 0..config.num_layers {
+            let mut t = |n: &str| get(&format!("blk.{l}.{n}.weight"));
+            let projs = Proj::ALL
+                .iter()
+                .map(|p| BaseLinear::new(t(p.gguf_name())?))
+                .collect::<Result<Vec<_>>>()?;
+            layers.push(Layer {
+                attn_norm: norm(t("attn_norm")?, eps)?,
+                q_norm: norm(t("attn_q_norm")?, eps)?,
+                k_norm: norm(t("attn_k_norm")?, eps)?,
+                post_attn_norm: norm(t("post_attention_norm")?, eps)?,
+                ffn_norm: norm(t("ffn_norm")?, eps)?,
+                post_ffn_norm: norm(t("post_ffw_norm")?, eps)?,
+                projs,
+                sliding: config.is_sliding(l),
+            });
+            for p in Proj::ALL {
+                let (i, o) = config.proj_dims(p);
+                let dims = layers[l].projs[p as usize].w_dims();
+                if dims != (o, i) {
+                    anyhow::bail!("blk.{l}.{} has shape {dims:?}, expected {:?}", p.gguf_name(), (o, i));
+                }
+            }
+        }
+        let max_pos = max_context.min(config.context_length).max(1);
+        let rope_global = rope_tables(config.rope_base, config.head_dim, max_pos, device)?;
+        let rope_local = rope_tables(ROPE_LOCAL_BASE, config.head_dim, max_pos, device)?;
+        Ok(Self { config, embed, lm_head, final_norm, layers, rope_global, rope_local, device: device.clone() })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Positions the rope tables cover: the longest sequence this model instance can run.
+    pub fn max_positions(&self) -> usize {
+        self.rope_global.0.dim(0).unwrap_or(0)
+    }
+
+    pub fn new_cache(&self, capacity: usize) -> SeqCache {
+        SeqCache {
+            layers: (0..self.config.num_layers).map(|_| KvCache::new(1, capacity.max(1))).collect(),
+            len: 0,
+        }
+    }
+
+    /// Bytes of KV cache per token of one sequence.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        2 * self.config.num_layers * self.config.num_kv_heads * self.config.head_dim * 4
+    }
+
+    fn linear(
+        &self,
+        x: &Tensor,
+        layer: usize,
+        proj: Proj,
+        lora: &LoraBatch<'_>,
+    ) -> Result<Tensor> {
+        let base = &self.layers[layer].projs[proj as usize];
+        let y = base.w.forward(x)?;
+        match lora.delta(x, layer, proj, base.out_dim)? {
+            Some(d) => y + d,
+            None => Ok(y),
+        }
+    }
+
+    /// One forward pass over a ragged batch. Appends every sequence's new keys and values to
+    /// its cache and returns the logits of each sequence's last new token (sequences × vocab).
+    pub fn forward(&self, seqs: &mut [SeqRows<'_>], lora: &LoraBatch<'_>) -> Result<Tensor> {
+        let cfg = &self.config;
+        let mut ids = Vec::new();
+        let mut positions = Vec::new();
+        for s in seqs.iter() {
+            if s.tokens.is_empty() {
+                candle_core::bail!("a sequence in the batch has no new tokens");
+            }
+            let start = s.cache.len;
+            if start + s.tokens.len() > self.max_positions() {
+                candle_core::bail!("sequence of {} tokens exceeds the context of {}", start + s.tokens.len(), self.max_positions());
+            }
+            ids.extend_from_slice(s.tokens);
+            positions.extend((start..start + s.tokens.len()).map(|p| p as u32));
+        }
+        let rows = ids.len();
+        let ids = Tensor::from_vec(ids, rows, &self.device)?;
+        let positions = Tensor::from_vec(positions, rows, &self.device)?;
+        let mut x = self.embed.embedding(&ids)?.affine((cfg.hidden_size as f64).sqrt(), 0.0)?;
+        let rope = |t: &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> {
+            Ok((t.0.index_select(&positions, 0)?, t.1.index_select(&positions, 0)?))
+        };
+        let (cos_g, sin_g) = rope(&self.rope_global)?;
+        let (cos_l, sin_l) = rope(&self.rope_local)?;
+        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let scale = 1.0 / (hd as f64).sqrt();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = layer.attn_norm.forward(&x)?;
+            let q = self.linear(&h, l, Proj::Q, lora)?.reshape((rows, nh, hd))?;
+            let k = self.linear(&h, l, Proj::K, lora)?.reshape((rows, nkv, hd))?;
+            let v = self.linear(&h, l, Proj::V, lora)?.reshape((rows, nkv, hd))?;
+            let q = layer.q_norm.forward(&q)?;
+            let k = layer.k_norm.forward(&k)?;
+            // Rows as rope's time axis: each row carries its own sequence position.
+            let (cos, sin) = if layer.sliding { (&cos_l, &sin_l) } else { (&cos_g, &sin_g) };
+            let q = candle_nn::rotary_emb::rope(&q.transpose(0, 1)?.unsqueeze(0)?.contiguous()?, cos, sin)?
+                .squeeze(0)?;
+            let k = candle_nn::rotary_emb::rope(&k.transpose(0, 1)?.unsqueeze(0)?.contiguous()?, cos, sin)?
+                .squeeze(0)?;
+            let v = v.transpose(0, 1)?;
+            let mut outs = Vec::with_capacity(seqs.len());
+            let mut row = 0;
+            for s in seqs.iter_mut() {
+                let n = s.tokens.len();
+                let start = s.cache.len;
+                let (k_all, v_all) = s.cache.layers[l]
+                    .append(&k.narrow(1, row, n)?.contiguous()?, &v.narrow(1, row, n)?.contiguous()?)?;
+                let window = layer.sliding.then_some(cfg.sliding_window);
+                let o = attention(&q.narrow(1, row, n)?, &k_all, &v_all, start, window, scale)?;
+                outs.push(o);
+                row += n;
+            }
+            let attn = Tensor::cat(&outs, 0)?;
+            let o = self.linear(&attn, l, Proj::O, lora)?;
+            x = (x + layer.post_attn_norm.forward(&o)?)?;
+            let h = layer.ffn_norm.forward(&x)?;
+            let g = self.linear(&h, l, Proj::Gate, lora)?.gelu()?;
+            let u = self.linear(&h, l, Proj::Up, lora)?;
+            let m = self.linear(&(g * u)?, l, Proj::Down, lora)?;
+            x = (x + layer.post_ffn_norm.forward(&m)?)?;
+        }
+        let mut last = Vec::with_capacity(seqs.len());
+        let mut row = 0u32;
+        for s in seqs.iter_mut() {
+            row += s.tokens.len() as u32;
+            last.push(row - 1);
+            s.cache.len += s.tokens.len();
+        }
+        let last = Tensor::from_vec(last, seqs.len(), &self.device)?;
+        let x = self.final_norm.forward(&x.index_select(&last, 0)?)?;
+        self.lm_head.forward(&x)?.to_dtype(DType::F32)
+    }
+}
+
+impl BaseLinear {
+    fn w_dims(&self) -> (usize, usize) {
+        let dims = match &self.w {
+            QMatMul::QTensor(t) => t.shape().dims().to_vec(),
+            QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims().to_vec(),
+        };
+        (dims[0], dims.get(1).copied().unwrap_or(0))
+    }
+}
+
+/// Causal attention of one sequence's new queries (heads × n × hd) over its whole cache
+/// (kv_heads × T × hd); the new queries sit at positions `start..start + n`. Grouped-query:
+/// each key/value head serves `heads / kv_heads` query heads without being copied.
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    start: usize,
+    window: Option<usize>,
+    scale: f64,
+) -> Result<Tensor> {
+    let (nh, n, hd) = q.dims3()?;
+    let (nkv, t, _) = k.dims3()?;
+    let group = nh / nkv;
+    let q = q.contiguous()?.reshape((nkv, group * n, hd))?;
+    let scores = (q.matmul(&k.t()?)? * scale)?.reshape((nkv, group, n, t))?;
+    let needs_mask = n > 1 || window.is_some_and(|w| t > w);
+    let scores = if needs_mask {
+        let mut mask = vec![0f32; n * t];
+        for i in 0..n {
+            let pos = start + i;
+            for j in 0..t {
+                let visible = j <= pos && window.is_none_or(|w| pos - j < w);
+                if !visible {
+                    mask[i * t + j] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let mask = Tensor::from_vec(mask, (n, t), q.device())?.to_dtype(scores.dtype())?;
+        scores.broadcast_add(&mask)?
+    } else {
+        scores
+    };
+    let p = candle_nn::ops::softmax_last_dim(&scores.reshape((nkv, group * n, t))?.contiguous()?)?;
+    let o = p.matmul(&v.contiguous()?)?; // nkv × (group·n) × hd
+    o.reshape((nh, n, hd))?.transpose(0, 1)?.reshape((n, nh * hd))
+}
+
+/// The GGUF tensor name of a projection's weight, for tools that write models.
+pub fn gguf_proj_name(layer: usize, proj: Proj) -> String {
+    format!("blk.{layer}.{}.weight", proj.gguf_name())
+}

@@ -1,0 +1,2 @@
+//! Model architectures, one per file.
+pub mod gemma3;

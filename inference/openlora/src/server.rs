@@ -1,0 +1,678 @@
+//! The HTTP API: OpenAI-compatible completions with SSE streaming, vLLM-style adapter loading,
+//! health and Prometheus metrics.
+//!
+//! Every error is JSON, `{"error": {"message", "type", "code"}}`, with the status a client can
+//! act on: 400 bad input, 404 unknown adapter, 413 body too large, 422 adapter refused,
+//! 429 queue full.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use candle_core::Device;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use crate::adapters::{register_dir, Acquire, AdapterStore, StoreError};
+use crate::engine::{Engine, EngineConfig, Event, Finish, Request, SubmitError};
+use crate::lora::{blake2_256, blake2_256_file, Hash256};
+use crate::metrics::Metrics;
+use crate::models::gemma3::Gemma3;
+use crate::sampling::SamplingParams;
+
+/// Request bodies above this are refused (413): prompts are bounded by the context anyway.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What a server needs to start; `openlora`'s flags fill it.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub model: PathBuf,
+    /// Default: `tokenizer.json` beside the model, created from its vocabulary when missing.
+    pub tokenizer: Option<PathBuf>,
+    pub served_model_name: String,
+    pub loras: Vec<(String, PathBuf)>,
+    pub lora_dir: Option<PathBuf>,
+    pub max_lora_rank: usize,
+    pub adapter_cache_bytes: usize,
+    pub max_context: usize,
+    pub engine: EngineConfig,
+    pub device: Device,
+}
+
+impl ServeOptions {
+    pub fn new(model: PathBuf) -> Self {
+        Self {
+            model,
+            tokenizer: None,
+            served_model_name: "gemma-3-270m".into(),
+            loras: Vec::new(),
+            lora_dir: None,
+            max_lora_rank: 128,
+            adapter_cache_bytes: 1 << 30,
+            max_context: 4096,
+            engine: EngineConfig::default(),
+            device: Device::Cpu,
+        }
+    }
+}
+
+pub struct ServerState {
+    pub engine: Engine,
+    /// The name under which the base model is served (`model` for no adapter).
+    pub base_name: String,
+    /// blake2-256 of the base model file.
+    pub base_hash: Hash256,
+    pub chat: ChatTemplate,
+}
+
+impl ServerState {
+    /// Loads the model and tokenizer, registers the adapters and starts the engine.
+    pub fn open(opts: ServeOptions) -> anyhow::Result<Self> {
+        let started = std::time::Instant::now();
+        let tokenizer_path =
+            opts.tokenizer.clone().unwrap_or_else(|| opts.model.with_file_name("tokenizer.json"));
+        let tokenizer = Arc::new(crate::tokenizer::load_or_convert(&tokenizer_path, &opts.model)?);
+        let model = Gemma3::load(&opts.model, opts.max_context, &opts.device)?;
+        let base_hash = blake2_256_file(&opts.model).context("hashing the model")?;
+        tracing::info!(
+            "loaded {} ({} layers, hidden {}, vocab {}) on {:?} in {:.1?}",
+            opts.model.display(),
+            model.config.num_layers,
+            model.config.hidden_size,
+            model.config.vocab_size,
+            opts.device,
+            started.elapsed()
+        );
+        let metrics = Arc::new(Metrics::default());
+        let mut store = AdapterStore::new(
+            model.config.clone(),
+            opts.device.clone(),
+            opts.max_lora_rank,
+            opts.adapter_cache_bytes,
+            metrics.clone(),
+        );
+        for (name, path) in &opts.loras {
+            store.register(name, path).with_context(|| format!("adapter {name}={}", path.display()))?;
+        }
+        if let Some(dir) = &opts.lora_dir {
+            let n = register_dir(&mut store, dir).with_context(|| format!("adapter folder {}", dir.display()))?;
+            tracing::info!("registered {n} adapters from {}", dir.display());
+        }
+        let chat = ChatTemplate::for_tokenizer(&tokenizer);
+        let engine = Engine::start(model, tokenizer, Arc::new(Mutex::new(store)), opts.engine, metrics);
+        Ok(Self { engine, base_name: opts.served_model_name, base_hash, chat })
+    }
+}
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/v1/load_lora_adapter", post(load_adapter))
+        .route("/v1/unload_lora_adapter", post(unload_adapter))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+    fn json(&self) -> Value {
+        let kind = match self.status.as_u16() {
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            _ => "server_error",
+        };
+        json!({"error": {"message": self.message, "type": kind, "code": self.code}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.json())).into_response()
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let (status, code) = match e {
+            SubmitError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            SubmitError::TooLong { .. } => (StatusCode::BAD_REQUEST, "context_length_exceeded"),
+            SubmitError::EmptyPrompt => (StatusCode::BAD_REQUEST, "empty_prompt"),
+            SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "engine_stopped"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let (status, code) = match e {
+            StoreError::Unknown(_) => (StatusCode::NOT_FOUND, "adapter_not_found"),
+            StoreError::NameTaken(_) => (StatusCode::BAD_REQUEST, "adapter_exists"),
+            StoreError::Refused { .. } | StoreError::Changed(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "adapter_refused")
+            }
+            StoreError::TooLarge { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "adapter_too_large"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+/// Parses a JSON body, turning every failure (size, syntax, types) into a JSON error.
+fn parse<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        let status = e.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_body" };
+        ApiError::new(status, code, e.body_text())
+    })?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("invalid JSON body: {e}")))
+}
+
+fn hex32(h: &Hash256) -> String {
+    format!("0x{}", hex::encode(h))
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+/// The fields both completion endpoints share.
+#[derive(Deserialize)]
+struct Common {
+    model: String,
+    max_tokens: Option<usize>,
+    #[serde(alias = "max_completion_tokens")]
+    max_completion_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    seed: Option<u64>,
+    stop: Option<OneOrMany>,
+    #[serde(default)]
+    stream: bool,
+    n: Option<usize>,
+    #[serde(default)]
+    ignore_eos: bool,
+}
+
+#[derive(Deserialize)]
+struct CompletionRequest {
+    #[serde(flatten)]
+    common: Common,
+    prompt: OneOrMany,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: ChatContent,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChatContent {
+    Text(String),
+    Parts(Vec<ChatPart>),
+}
+
+#[derive(Deserialize)]
+struct ChatPart {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    #[serde(flatten)]
+    common: Common,
+    messages: Vec<ChatMessage>,
+}
+
+/// How chat messages become one prompt.
+#[derive(Clone, Copy, Debug)]
+pub enum ChatTemplate {
+    /// Gemma's turns: `<start_of_turn>user … <end_of_turn>`; system text opens the first user turn.
+    Gemma,
+    /// `role: content` lines, for models without chat tokens.
+    Plain,
+}
+
+impl ChatTemplate {
+    pub fn for_tokenizer(tok: &tokenizers::Tokenizer) -> Self {
+        if tok.token_to_id("<start_of_turn>").is_some() {
+            Self::Gemma
+        } else {
+            Self::Plain
+        }
+    }
+
+    fn render(self, messages: &[(String, String)]) -> String {
+        let mut out = String::new();
+        match self {
+            Self::Gemma => {
+                let mut system = String::new();
+                for (role, content) in messages {
+                    match role.as_str() {
+                        "system" | "developer" => system.push_str(&format!("{content}\n\n")),
+                        "assistant" | "model" => {
+                            out.push_str(&format!("<start_of_turn>model\n{content}<end_of_turn>\n"))
+                        }
+                        _ => {
+                            let content = format!("{}{content}", std::mem::take(&mut system));
+                            out.push_str(&format!("<start_of_turn>user\n{content}<end_of_turn>\n"))
+                        }
+                    }
+                }
+                out.push_str("<start_of_turn>model\n");
+            }
+            Self::Plain => {
+                for (role, content) in messages {
+                    out.push_str(&format!("{role}: {content}\n"));
+                }
+                out.push_str("assistant:");
+            }
+        }
+        out
+    }
+}
+
+/// A validated request, ready for the engine.
+struct Prepared {
+    model: String,
+    adapter: Option<String>,
+    prompt_text: String,
+    prompt: Vec<u32>,
+    max_tokens: usize,
+    sampling: SamplingParams,
+    stop: Vec<String>,
+    ignore_eos: bool,
+    stream: bool,
+}
+
+/// Completions default to OpenAI's 16 tokens; chat to whatever the context leaves, capped.
+const DEFAULT_MAX_TOKENS: usize = 16;
+const DEFAULT_CHAT_MAX_TOKENS: usize = 512;
+
+fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> Result<Prepared, ApiError> {
+    if c.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad("only n = 1 is supported"));
+    }
+    let temperature = c.temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::bad("temperature must be between 0 and 2"));
+    }
+    let top_p = c.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(ApiError::bad("top_p must be in (0, 1]"));
+    }
+    let stop = c.stop.map(OneOrMany::into_vec).unwrap_or_default();
+    if stop.len() > 4 || stop.iter().any(|s| s.len() > 256) {
+        return Err(ApiError::bad("at most 4 stop sequences of at most 256 bytes"));
+    }
+    let adapter = if c.model == state.base_name {
+        None
+    } else {
+        let store = state.engine.store.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = store.resolve(&c.model).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "model_not_found",
+                format!("the model `{}` does not exist: no base model or adapter has that name", c.model),
+            )
+        })?;
+        Some(reg.name.clone())
+    };
+    let enc = state
+        .engine
+        .tokenizer
+        .encode(prompt_text.as_str(), true)
+        .map_err(|e| ApiError::bad(format!("cannot tokenize the prompt: {e}")))?;
+    let prompt = enc.get_ids().to_vec();
+    let context = state.engine.context();
+    let max_tokens = match c.max_completion_tokens.or(c.max_tokens) {
+        Some(0) => return Err(ApiError::bad("max_tokens must be at least 1")),
+        Some(n) => n,
+        None if chat => DEFAULT_CHAT_MAX_TOKENS.min(context.saturating_sub(prompt.len())).max(1),
+        None => DEFAULT_MAX_TOKENS,
+    };
+    Ok(Prepared {
+        model: c.model,
+        adapter,
+        prompt_text,
+        prompt,
+        max_tokens,
+        sampling: SamplingParams { temperature, top_p, seed: c.seed },
+        stop,
+        ignore_eos: c.ignore_eos,
+        stream: c.stream,
+    })
+}
+
+async fn completions(State(state): State<Arc<ServerState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = async {
+        let req: CompletionRequest = parse(body)?;
+        let prompts = req.prompt.into_vec();
+        let [prompt] = <[String; 1]>::try_from(prompts)
+            .map_err(|_| ApiError::bad("exactly one prompt per request is supported"))?;
+        let p = prepare(&state, req.common, prompt, false)?;
+        run(state, p, Kind::Completion).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn chat_completions(State(state): State<Arc<ServerState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = async {
+        let req: ChatRequest = parse(body)?;
+        if req.messages.is_empty() {
+            return Err(ApiError::bad("messages must not be empty"));
+        }
+        let messages: Vec<(String, String)> = req
+            .messages
+            .into_iter()
+            .map(|m| {
+                let text = match m.content {
+                    ChatContent::Text(t) => t,
+                    ChatContent::Parts(parts) => parts
+                        .into_iter()
+                        .filter(|p| p.kind == "text")
+                        .map(|p| p.text)
+                        .collect::<Vec<_>>()
+                        .join(""),
+                };
+                (m.role, text)
+            })
+            .collect();
+        let prompt = state.chat.render(&messages);
+        let p = prepare(&state, req.common, prompt, true)?;
+        run(state, p, Kind::Chat).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Completion,
+    Chat,
+}
+
+/// The fields a chain receipt will need, for one finished completion.
+fn receipt(state: &ServerState, p_text: &str, prompt_tokens: usize, f: &Finish) -> Value {
+    json!({
+        "base_model_hash": hex32(&state.base_hash),
+        "adapter_hash": f.adapter_hash.as_ref().map(hex32),
+        "prompt_hash": hex32(&blake2_256(p_text.as_bytes())),
+        "output_hash": hex32(&blake2_256(f.text.as_bytes())),
+        "input_tokens": prompt_tokens,
+        "output_tokens": f.output_tokens.len(),
+    })
+}
+
+fn usage(prompt_tokens: usize, f: &Finish) -> Value {
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": f.output_tokens.len(),
+        "total_tokens": prompt_tokens + f.output_tokens.len(),
+    })
+}
+
+async fn run(state: Arc<ServerState>, p: Prepared, kind: Kind) -> Result<Response, ApiError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let prompt_tokens = p.prompt.len();
+    state.engine.submit(Request {
+        adapter: p.adapter.clone(),
+        prompt: p.prompt,
+        max_tokens: p.max_tokens,
+        sampling: p.sampling,
+        stop: p.stop,
+        ignore_eos: p.ignore_eos,
+        events: tx,
+    })?;
+    let id = format!("{}-{}", match kind { Kind::Completion => "cmpl", Kind::Chat => "chatcmpl" }, hex::encode(&blake2_256(format!("{:?}{}", std::time::Instant::now(), p.prompt_text).as_bytes())[..12]));
+    let created = now();
+    if p.stream {
+        let stream = stream_events(state, rx, id, created, p.model, p.prompt_text, prompt_tokens, kind);
+        return Ok(Sse::new(stream).into_response());
+    }
+    let mut rx = rx;
+    let mut finish = None;
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Text(_) => {}
+            Event::Finished(f) => {
+                finish = Some(f);
+                break;
+            }
+            Event::Failed(msg) => return Err(failure(msg)),
+        }
+    }
+    let f = finish.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "engine_error", "the engine dropped the request"))?;
+    let choice = match kind {
+        Kind::Completion => json!({"index": 0, "text": f.text, "finish_reason": f.reason.as_str(), "logprobs": null}),
+        Kind::Chat => json!({"index": 0, "message": {"role": "assistant", "content": f.text}, "finish_reason": f.reason.as_str()}),
+    };
+    let object = match kind { Kind::Completion => "text_completion", Kind::Chat => "chat.completion" };
+    Ok(Json(json!({
+        "id": id, "object": object, "created": created, "model": p.model,
+        "choices": [choice],
+        "usage": usage(prompt_tokens, &f),
+        "receipt": receipt(&state, &p.prompt_text, prompt_tokens, &f),
+    }))
+    .into_response())
+}
+
+fn failure(msg: crate::engine::Failure) -> ApiError {
+    match msg {
+        crate::engine::Failure::Adapter(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "adapter_refused", m),
+        crate::engine::Failure::Internal(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "engine_error", m),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stream_events(
+    state: Arc<ServerState>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    id: String,
+    created: u64,
+    model: String,
+    prompt_text: String,
+    prompt_tokens: usize,
+    kind: Kind,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let object = match kind { Kind::Completion => "text_completion", Kind::Chat => "chat.completion.chunk" };
+    let chunk = move |text: Option<&str>, finish: Option<&str>, first: bool| -> Value {
+        let choice = match kind {
+            Kind::Completion => json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish, "logprobs": null}),
+            Kind::Chat => {
+                let mut delta = serde_json::Map::new();
+                if first {
+                    delta.insert("role".into(), json!("assistant"));
+                }
+                if let Some(t) = text {
+                    delta.insert("content".into(), json!(t));
+                }
+                json!({"index": 0, "delta": delta, "finish_reason": finish})
+            }
+        };
+        json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]})
+    };
+    let mut first = true;
+    let mut done = false;
+    UnboundedReceiverStream::new(rx)
+        .map(move |ev| {
+            let data = match ev {
+                Event::Text(t) => {
+                    let c = chunk(Some(&t), None, first);
+                    first = false;
+                    c
+                }
+                Event::Finished(f) => {
+                    done = true;
+                    let mut c = chunk(None, Some(f.reason.as_str()), first);
+                    c["usage"] = usage(prompt_tokens, &f);
+                    c["receipt"] = receipt(&state, &prompt_text, prompt_tokens, &f);
+                    c
+                }
+                Event::Failed(m) => {
+                    done = true;
+                    failure(m).json()
+                }
+            };
+            let mut out = vec![Ok(SseEvent::default().data(data.to_string()))];
+            if done {
+                out.push(Ok(SseEvent::default().data("[DONE]")));
+            }
+            futures::stream::iter(out)
+        })
+        .flatten()
+}
+
+async fn models(State(state): State<Arc<ServerState>>) -> Json<Value> {
+    let created = now();
+    let mut data = vec![json!({
+        "id": state.base_name, "object": "model", "created": created, "owned_by": "openlora",
+        "root": state.base_name, "parent": null,
+        "openlora": {"hash": hex32(&state.base_hash), "kind": "base", "context_length": state.engine.context()},
+    })];
+    let store = state.engine.store.lock().unwrap_or_else(|e| e.into_inner());
+    for (reg, resident) in store.list() {
+        data.push(json!({
+            "id": reg.name, "object": "model", "created": created, "owned_by": "openlora",
+            "root": reg.header.dir.display().to_string(), "parent": state.base_name,
+            "openlora": {
+                "hash": hex32(&reg.header.hash), "kind": "lora", "rank": reg.header.rank,
+                "alpha": reg.header.alpha, "bytes": reg.header.weight_bytes, "resident": resident,
+            },
+        }));
+    }
+    Json(json!({"object": "list", "data": data}))
+}
+
+#[derive(Deserialize)]
+struct LoadAdapter {
+    lora_name: String,
+    lora_path: PathBuf,
+    /// Load the weights now instead of on the first request.
+    #[serde(default)]
+    prefetch: bool,
+}
+
+const MAX_ADAPTER_NAME: usize = 128;
+
+async fn load_adapter(State(state): State<Arc<ServerState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = async {
+        let req: LoadAdapter = parse(body)?;
+        let name = req.lora_name;
+        if name.is_empty() || name.len() > MAX_ADAPTER_NAME || name == state.base_name || name.starts_with("0x") {
+            return Err(ApiError::bad(format!(
+                "lora_name must be 1 to {MAX_ADAPTER_NAME} bytes, not start with 0x, and differ from the base model's name"
+            )));
+        }
+        let st = state.clone();
+        // Registration reads and hashes the file: off the async runtime.
+        tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+            let mut store = st.engine.store.lock().unwrap_or_else(|e| e.into_inner());
+            let reg = store.register(&name, &req.lora_path)?.clone();
+            if req.prefetch {
+                if let Err(e) = store.acquire(&name).map(|a| matches!(a, Acquire::Ready(_))) {
+                    store.unregister(&name)?;
+                    return Err(e.into());
+                }
+            }
+            Ok(json!({
+                "lora_name": reg.name, "hash": hex32(&reg.header.hash), "rank": reg.header.rank,
+                "bytes": reg.header.weight_bytes, "resident": store.list().iter().any(|(r, res)| r.name == reg.name && *res),
+            }))
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    }
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct UnloadAdapter {
+    lora_name: String,
+}
+
+async fn unload_adapter(State(state): State<Arc<ServerState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = (|| {
+        let req: UnloadAdapter = parse(body)?;
+        let mut store = state.engine.store.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = store.unregister(&req.lora_name)?;
+        Ok::<_, ApiError>(json!({"lora_name": reg.name, "hash": hex32(&reg.header.hash), "unloaded": true}))
+    })();
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn health(State(state): State<Arc<ServerState>>) -> Json<Value> {
+    let store = state.engine.store.lock().unwrap_or_else(|e| e.into_inner());
+    Json(json!({
+        "status": "ok",
+        "model": state.base_name,
+        "model_hash": hex32(&state.base_hash),
+        "adapters_registered": store.list().len(),
+        "adapters_resident": store.resident_count(),
+    }))
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], state.engine.metrics.render())
+}
