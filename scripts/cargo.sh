@@ -3,6 +3,7 @@
 # (see lib.sh) and the shared target directory, and one at a time: a second invocation waits for the
 # first, because two Substrate builds at once on a small machine only make both slower.
 #   scripts/cargo.sh test --release -p pallet-datanets
+#   scripts/cargo.sh --inference test --release       (the inference/ workspace)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mkdir -p "$CARGO_TARGET_DIR"
@@ -11,4 +12,9 @@ if ! flock -n 9; then
 	echo "scripts/cargo.sh: waiting for another cargo run on this machine to finish..." >&2
 	flock 9
 fi
-cargo_at_build_link "$@"
+if [ "${1:-}" = --inference ]; then
+	shift
+	cargo_inference "$@"
+else
+	cargo_at_build_link "$@"
+fi

@@ -16,15 +16,28 @@ SCRIPT_START=$SECONDS
 step() { printf '\n==> [%4ds] %s\n' "$((SECONDS - SCRIPT_START))" "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# `cargo "$@"` on this checkout, through the fixed build path.
-cargo_at_build_link() {
+link_build_path() {
 	if [ -e "$BUILD_LINK" ] && [ ! -L "$BUILD_LINK" ]; then
 		die "$BUILD_LINK exists and is not a symlink: move it away or set OPENLEDGER_BUILD_LINK"
 	fi
 	mkdir -p "$(dirname "$BUILD_LINK")"
 	ln -sfn "$REPO_ROOT" "$BUILD_LINK"
+}
+
+# `cargo "$@"` on this checkout's node workspace, through the fixed build path.
+cargo_at_build_link() {
+	link_build_path
 	cargo "$@" --manifest-path "$BUILD_LINK/Cargo.toml"
 }
+
+# `cargo "$@"` on the inference workspace (`inference/`, the OpenLoRA engine), same target dir,
+# with the CPU flags of inference/.cargo/config.toml (cargo reads that file only when run from
+# inside inference/).
+cargo_inference() {
+	link_build_path
+	RUSTFLAGS="-C target-cpu=x86-64-v3" cargo "$@" --manifest-path "$BUILD_LINK/inference/Cargo.toml"
+}
+OPENLORA_BIN="$CARGO_TARGET_DIR/release/openlora"
 
 # The first half of both README commands: the toolchain, then the node.
 setup_and_build_node() {

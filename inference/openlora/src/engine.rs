@@ -162,10 +162,6 @@ impl Engine {
         self.context
     }
 
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
     /// Queues a request, or refuses it at once when it cannot run or the queue is full.
     pub fn submit(&self, req: Request) -> Result<(), SubmitError> {
         if req.prompt.is_empty() {

@@ -13,6 +13,13 @@ use crate::lora::{LoadedAdapter, CONFIG_FILE, WEIGHTS_FILE};
 use crate::models::gemma3::{gguf_proj_name, Gemma3Config, Proj};
 use crate::tokenizer::{piece_type, SpmVocab};
 
+/// The device tests run on: the CPU, or what `OPENLORA_TEST_DEVICE` names (`cuda`, `cuda:1`),
+/// so the same suite checks the GPU build on a GPU machine.
+pub fn test_device() -> Device {
+    let spec = std::env::var("OPENLORA_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    crate::device(&spec).unwrap_or_else(|e| panic!("OPENLORA_TEST_DEVICE={spec}: {e}"))
+}
+
 /// The shape of a generated model.
 #[derive(Clone, Debug)]
 pub struct ModelSpec {

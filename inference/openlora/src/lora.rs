@@ -368,14 +368,6 @@ impl<'a> LoraBatch<'a> {
         Self { adapters, row_slot, slot_rows }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.adapters.is_empty()
-    }
-
-    pub fn distinct_adapters(&self) -> usize {
-        self.adapters.len()
-    }
-
     /// The LoRA contribution for `x` (rows × in) at one projection, or `None` when no row of
     /// the batch adapts it.
     pub fn delta(

@@ -89,10 +89,6 @@ impl Metrics {
         self.tokens_per_second.store(rate.to_bits() as u64, Relaxed);
     }
 
-    pub fn generated_tokens(&self) -> u64 {
-        self.generated_tokens.load(Relaxed)
-    }
-
     pub fn render(&self) -> String {
         let mut o = String::new();
         let mut put = |name: &str, kind: &str, help: &str, v: String| {

@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::Device;
 use openlora::adapters::{Acquire, AdapterStore, StoreError};
-use openlora::fixtures::{write_adapter, write_model, write_peft, ModelSpec};
+use openlora::fixtures::{test_device, write_adapter, write_model, write_peft, ModelSpec};
 use openlora::lora::{AdapterError, LoadedAdapter, WEIGHTS_FILE};
 use openlora::metrics::Metrics;
 use openlora::models::gemma3::{Gemma3Config, Proj};
@@ -20,7 +19,7 @@ fn tiny_config(dir: &Path) -> Gemma3Config {
 
 fn store(cfg: &Gemma3Config, budget: usize) -> (AdapterStore, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
-    (AdapterStore::new(cfg.clone(), Device::Cpu, 16, budget, metrics.clone()), metrics)
+    (AdapterStore::new(cfg.clone(), test_device(), 16, budget, metrics.clone()), metrics)
 }
 
 fn ready(a: Acquire) -> Arc<LoadedAdapter> {

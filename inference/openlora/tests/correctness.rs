@@ -5,10 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use candle_core::Device;
 use openlora::adapters::AdapterStore;
 use openlora::engine::{Engine, EngineConfig, Event, FinishReason, Request};
-use openlora::fixtures::{write_adapter, write_merged, write_model, ModelSpec};
+use openlora::fixtures::{test_device, write_adapter, write_merged, write_model, ModelSpec};
 use openlora::lora::{self, LoadedAdapter, LoraBatch};
 use openlora::metrics::Metrics;
 use openlora::models::gemma3::{Gemma3, Proj, SeqRows};
@@ -25,7 +24,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let model_path = write_model(&dir.path().join("base"), &ModelSpec::tiny(), 7).unwrap();
-    let model = Gemma3::load(&model_path, CONTEXT, &Device::Cpu).unwrap();
+    let model = Gemma3::load(&model_path, CONTEXT, &test_device()).unwrap();
     Fixture { dir, model_path, model }
 }
 
@@ -43,7 +42,7 @@ fn adapters(f: &Fixture) -> Vec<LoadedAdapter> {
         .map(|(i, (r, alpha, targets))| {
             let dir = f.dir.path().join(format!("adapter{i}"));
             write_adapter(&dir, cfg, *r, *alpha, targets, 100 + i as u64).unwrap();
-            lora::load(&dir, cfg, 64, &Device::Cpu, None).unwrap()
+            lora::load(&dir, cfg, 64, &test_device(), None).unwrap()
         })
         .collect()
 }
@@ -88,7 +87,7 @@ fn every_row_of_a_mixed_adapter_batch_matches_the_merged_model() {
             None => forward(&f.model, &[(p.clone(), None)]).remove(0),
             Some(a) => {
                 let merged_path = write_merged(&f.model_path, a, &f.dir.path().join(format!("merged{i}"))).unwrap();
-                let merged = Gemma3::load(&merged_path, CONTEXT, &Device::Cpu).unwrap();
+                let merged = Gemma3::load(&merged_path, CONTEXT, &test_device()).unwrap();
                 forward(&merged, &[(p.clone(), None)]).remove(0)
             }
         };
@@ -133,7 +132,7 @@ fn the_sliding_window_masks_only_beyond_its_width() {
     let f = fixture();
     let wide_spec = ModelSpec { sliding_window: 1000, ..ModelSpec::tiny() };
     let wide_path = write_model(&f.dir.path().join("wide"), &wide_spec, 7).unwrap();
-    let wide = Gemma3::load(&wide_path, CONTEXT, &Device::Cpu).unwrap();
+    let wide = Gemma3::load(&wide_path, CONTEXT, &test_device()).unwrap();
     let short = prompt(3, 8);
     let long = prompt(3, 20);
     let diff = |p: &Vec<u32>| {
@@ -146,7 +145,7 @@ fn the_sliding_window_masks_only_beyond_its_width() {
 fn engine(model: Gemma3, model_path: &Path, adapters: &[(String, PathBuf)], config: EngineConfig) -> Engine {
     let metrics = Arc::new(Metrics::default());
     let tokenizer = openlora::tokenizer::load_or_convert(&model_path.with_file_name("tokenizer.json"), model_path).unwrap();
-    let mut store = AdapterStore::new(model.config.clone(), Device::Cpu, 64, 64 << 20, metrics.clone());
+    let mut store = AdapterStore::new(model.config.clone(), test_device(), 64, 64 << 20, metrics.clone());
     for (name, dir) in adapters {
         store.register(name, dir).unwrap();
     }
@@ -196,7 +195,7 @@ fn batched_greedy_generation_equals_generation_alone() {
             (format!("a{i}"), dir)
         })
         .collect();
-    let e = engine(Gemma3::load(&f.model_path, CONTEXT, &Device::Cpu).unwrap(), &f.model_path, &names, EngineConfig::default());
+    let e = engine(Gemma3::load(&f.model_path, CONTEXT, &test_device()).unwrap(), &f.model_path, &names, EngineConfig::default());
     let requests: Vec<(Option<&str>, Vec<u32>)> = vec![
         (Some("a0"), prompt(1, 10)),
         (None, prompt(2, 3)),

@@ -24,6 +24,7 @@ async fn start(engine: EngineConfig) -> Server {
     opts.max_context = 64;
     opts.max_lora_rank = 16;
     opts.engine = engine;
+    opts.device = openlora::fixtures::test_device();
     let cfg = {
         let mut f = std::fs::File::open(&opts.model).unwrap();
         let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();

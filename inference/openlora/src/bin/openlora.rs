@@ -23,9 +23,9 @@ struct Cli {
     /// Name under which the base model is served (the `model` field for no adapter).
     #[arg(long, default_value = "gemma-3-270m")]
     served_model_name: String,
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, env = "OPENLORA_HOST", default_value = "127.0.0.1")]
     host: String,
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, env = "OPENLORA_PORT", default_value_t = 8000)]
     port: u16,
     /// An adapter to register at start, as NAME=PATH (a PEFT folder). Repeatable.
     #[arg(long = "lora", value_parser = parse_lora)]
