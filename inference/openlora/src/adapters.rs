@@ -121,7 +121,13 @@ impl AdapterStore {
     /// Forgets an adapter. Sequences already running with it finish with their copy.
     pub fn unregister(&mut self, name: &str) -> Result<Registered, StoreError> {
         let reg = self.registered.remove(name).ok_or_else(|| StoreError::Unknown(name.into()))?;
-        self.by_hash.remove(&reg.header.hash);
+        // Two names may register the same file; the hash keeps naming the other one.
+        if self.by_hash.get(&reg.header.hash) == Some(&reg.name) {
+            self.by_hash.remove(&reg.header.hash);
+            if let Some(other) = self.registered.values().find(|r| r.header.hash == reg.header.hash) {
+                self.by_hash.insert(reg.header.hash, other.name.clone());
+            }
+        }
         if let Some(r) = self.resident.remove(name) {
             self.resident_bytes -= r.adapter.weight_bytes();
         }

@@ -339,6 +339,9 @@ pub struct LoraBatch<'a> {
     row_slot: Vec<Option<u32>>,
     /// Rows per slot, for the grouped product on accelerators.
     slot_rows: Vec<Vec<u32>>,
+    /// `slot_rows` on the accelerator, copied once per forward pass rather than once per
+    /// projection of every layer.
+    slot_idx: std::sync::OnceLock<Vec<Tensor>>,
 }
 
 impl<'a> LoraBatch<'a> {
@@ -365,7 +368,7 @@ impl<'a> LoraBatch<'a> {
                 row_slot.push(slot);
             }
         }
-        Self { adapters, row_slot, slot_rows }
+        Self { adapters, row_slot, slot_rows, slot_idx: Default::default() }
     }
 
     /// The LoRA contribution for `x` (rows × in) at one projection, or `None` when no row of
@@ -434,20 +437,28 @@ impl<'a> LoraBatch<'a> {
         out_dim: usize,
     ) -> candle_core::Result<Tensor> {
         let rows = x.dim(0)?;
+        if self.slot_idx.get().is_none() {
+            let idx = self
+                .slot_rows
+                .iter()
+                .map(|r| Tensor::from_slice(r, r.len(), x.device()))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let _ = self.slot_idx.set(idx);
+        }
+        let slot_idx = self.slot_idx.get().expect("set above");
         let mut out = Tensor::zeros((rows, out_dim), x.dtype(), x.device())?;
-        for (adapter, idx) in self.adapters.iter().zip(&self.slot_rows) {
+        for (adapter, idx) in self.adapters.iter().zip(slot_idx) {
             let Some(pair) = adapter.pair(layer, proj) else { continue };
             let (a, b) = pair
                 .device
                 .as_ref()
                 .ok_or_else(|| candle_core::Error::Msg("adapter not on this device".into()))?;
-            let idx = Tensor::from_slice(idx, idx.len(), x.device())?;
-            let xs = x.index_select(&idx, 0)?;
+            let xs = x.index_select(idx, 0)?;
             let d = xs
                 .matmul(&a.to_dtype(x.dtype())?.t()?)?
                 .matmul(&b.to_dtype(x.dtype())?.t()?)?
                 .affine(adapter.scale as f64, 0.0)?;
-            out = out.index_add(&idx, &d, 0)?;
+            out = out.index_add(idx, &d, 0)?;
         }
         Ok(out)
     }

@@ -230,4 +230,8 @@ fn adapters_resolve_by_name_or_by_hash() {
     assert_eq!(s.resolve(&format!("0x{}", hex::encode(hash))).unwrap().name, "legal-v1");
     assert!(s.resolve("0x1234").is_none());
     assert!(matches!(s.register("legal-v1", &dir), Err(StoreError::NameTaken(_))));
+    // The same file under a second name: unregistering one leaves the hash naming the other.
+    s.register("legal-copy", &dir).unwrap();
+    s.unregister("legal-v1").unwrap();
+    assert_eq!(s.resolve(&format!("0x{}", hex::encode(hash))).unwrap().name, "legal-copy");
 }

@@ -265,8 +265,8 @@ async fn adapters_load_and_unload_at_run_time() {
     post(&s, "/v1/load_lora_adapter", json!({"lora_name": "bad", "lora_path": bad})).await;
     let (status, body) = post(&s, "/v1/completions", greedy("bad", "re", 4)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("adapter_refused")));
-    let (status, _) = post(&s, "/v1/completions", greedy("ad1", "re", 4)).await;
-    assert_eq!(status, 200);
+    let (status, body) = post(&s, "/v1/completions", greedy("ad1", "re", 4)).await;
+    assert_eq!(status, 200, "{body}");
 
     let (status, health) = get(&s, "/health").await;
     assert_eq!(status, 200);

@@ -1,5 +1,6 @@
 // OpenLoRA with the real default model: `openlora` with no arguments serves Gemma 3 270M
 // (fetched by scripts/fetch-model.sh), and an OpenAI-style client gets text and receipt fields.
+// Gemma 3 270M is a small pretrained model: the prompts give it a pattern to continue.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -40,14 +41,15 @@ async function complete(body) {
   return { status: r.status, body: await r.json() };
 }
 
-test('the default model knows the capital of France', async () => {
+test('the default model knows the capital of Germany', async () => {
   const { status, body } = await complete({
-    model: 'gemma-3-270m', prompt: 'The capital of France is', max_tokens: 8, temperature: 0,
+    model: 'gemma-3-270m', prompt: 'The capital of France is Paris. The capital of Germany is',
+    max_tokens: 8, temperature: 0,
   });
   assert.equal(status, 200, JSON.stringify(body));
   const text = body.choices[0].text;
-  assert.match(text, /Paris/, `greedy output was ${JSON.stringify(text)}`);
-  assert.equal(body.usage.prompt_tokens, 6); // <bos> The ▁capital ▁of ▁France ▁is
+  assert.match(text, /^ Berlin/, `greedy output was ${JSON.stringify(text)}`);
+  assert.equal(body.usage.prompt_tokens, 13); // <bos> The ▁capital ▁of ▁France ▁is ▁Paris . ▁The …
   assert.equal(body.receipt.adapter_hash, null);
   assert.match(body.receipt.base_model_hash, /^0x[0-9a-f]{64}$/);
   assert.match(body.receipt.output_hash, /^0x[0-9a-f]{64}$/);

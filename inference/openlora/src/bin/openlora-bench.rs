@@ -220,10 +220,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn plot(path: &std::path::Path, title: &str, curves: &[(&str, Vec<(usize, f64)>)], sequential: f64) -> anyhow::Result<()> {
-    const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-    let bytes = std::fs::read(FONT).with_context(|| format!("{FONT} (Debian: fonts-dejavu-core) is needed to label the plot"))?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
-        .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
+    // Built in (DejaVu's licence allows it; Debian's fonts-dejavu-core, installed by
+    // scripts/setup.sh, provides it at build time) so the plot works on machines without fonts.
+    const FONT: &[u8] = include_bytes!("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| anyhow::anyhow!("the built-in DejaVu Sans is not a usable font"))?;
     let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let max_y = curves.iter().flat_map(|c| c.1.iter().map(|p| p.1)).fold(sequential, f64::max) * 1.15;
