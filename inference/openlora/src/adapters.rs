@@ -64,6 +64,9 @@ pub struct AdapterStore {
     resident_bytes: usize,
     clock: u64,
     metrics: Arc<Metrics>,
+    /// Unregistered adapters' weights, dropped by the engine thread: device memory is freed
+    /// on the thread that owns the device.
+    retired: Vec<Arc<LoadedAdapter>>,
 }
 
 fn file_stamp(dir: &Path) -> (u64, Option<SystemTime>) {
@@ -92,6 +95,7 @@ impl AdapterStore {
             resident_bytes: 0,
             clock: 0,
             metrics,
+            retired: Vec::new(),
         }
     }
 
@@ -130,6 +134,7 @@ impl AdapterStore {
         }
         if let Some(r) = self.resident.remove(name) {
             self.resident_bytes -= r.adapter.weight_bytes();
+            self.retired.push(r.adapter);
         }
         self.metrics.set_registered(self.registered.len());
         self.metrics.set_resident(self.resident.len(), self.resident_bytes);
@@ -160,6 +165,11 @@ impl AdapterStore {
 
     pub fn resident_count(&self) -> usize {
         self.resident.len()
+    }
+
+    /// Frees the weights of unregistered adapters (called by the engine thread).
+    pub fn drop_retired(&mut self) {
+        self.retired.clear();
     }
 
     /// The adapter's weights, loading them if they are not resident.

@@ -15,7 +15,7 @@ use candle_core::D;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::adapters::{Acquire, AdapterStore};
+use crate::adapters::{Acquire, AdapterStore, StoreError};
 use crate::lora::{Hash256, LoadedAdapter, LoraBatch};
 use crate::metrics::Metrics;
 use crate::models::gemma3::{Gemma3, SeqCache, SeqRows};
@@ -109,7 +109,7 @@ pub enum SubmitError {
 /// The handle the server holds. Cloning shares the same scheduler.
 #[derive(Clone)]
 pub struct Engine {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Command>,
     waiting: Arc<AtomicUsize>,
     config: EngineConfig,
     context: usize,
@@ -183,8 +183,23 @@ impl Engine {
             self.metrics.request_rejected();
             return Err(SubmitError::QueueFull(max));
         }
-        self.tx.send(req).map_err(|_| SubmitError::Stopped)
+        self.tx.send(Command::Generate(req)).map_err(|_| SubmitError::Stopped)
     }
+
+    /// Loads an adapter's weights now, on the engine thread (device memory is only ever
+    /// allocated and freed there: CUDA contexts are per thread). `Ok(false)`: the cache is full
+    /// of adapters in use, so it stays registered and loads on its first request.
+    pub async fn prefetch(&self, name: &str) -> Result<bool, StoreError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Unknown(name.to_string());
+        self.tx.send(Command::Prefetch { name: name.to_string(), reply }).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+enum Command {
+    Generate(Request),
+    Prefetch { name: String, reply: tokio::sync::oneshot::Sender<Result<bool, StoreError>> },
 }
 
 struct Sequence {
@@ -209,7 +224,7 @@ struct Scheduler {
     config: EngineConfig,
     metrics: Arc<Metrics>,
     waiting_count: Arc<AtomicUsize>,
-    rx: mpsc::Receiver<Request>,
+    rx: mpsc::Receiver<Command>,
     waiting: VecDeque<Request>,
     running: Vec<Sequence>,
     kv_reserved: usize,
@@ -221,17 +236,28 @@ impl Scheduler {
         loop {
             if self.running.is_empty() && self.waiting.is_empty() {
                 match self.rx.recv() {
-                    Ok(r) => self.waiting.push_back(r),
+                    Ok(c) => self.command(c),
                     Err(_) => return,
                 }
             }
-            while let Ok(r) = self.rx.try_recv() {
-                self.waiting.push_back(r);
+            while let Ok(c) = self.rx.try_recv() {
+                self.command(c);
             }
+            self.store.lock().unwrap_or_else(|e| e.into_inner()).drop_retired();
             self.admit();
             self.metrics.set_queue(self.waiting.len(), self.running.len());
             if !self.running.is_empty() {
                 self.step();
+            }
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Generate(r) => self.waiting.push_back(r),
+            Command::Prefetch { name, reply } => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = reply.send(store.acquire(&name).map(|a| matches!(a, Acquire::Ready(_))));
             }
         }
     }

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use crate::adapters::{register_dir, Acquire, AdapterStore, StoreError};
+use crate::adapters::{register_dir, AdapterStore, StoreError};
 use crate::engine::{Engine, EngineConfig, Event, Finish, Request, SubmitError};
 use crate::lora::{blake2_256, blake2_256_file, Hash256};
 use crate::metrics::Metrics;
@@ -619,23 +619,29 @@ async fn load_adapter(State(state): State<Arc<ServerState>>, body: Result<Bytes,
             )));
         }
         let st = state.clone();
+        let path = req.lora_path.clone();
+        let reg_name = name.clone();
         // Registration reads and hashes the file: off the async runtime.
-        tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let reg = tokio::task::spawn_blocking(move || {
             let mut store = st.engine.store.lock().unwrap_or_else(|e| e.into_inner());
-            let reg = store.register(&name, &req.lora_path)?.clone();
-            if req.prefetch {
-                if let Err(e) = store.acquire(&name).map(|a| matches!(a, Acquire::Ready(_))) {
-                    store.unregister(&name)?;
+            store.register(&reg_name, &path).cloned()
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+        let mut resident = false;
+        if req.prefetch {
+            match state.engine.prefetch(&name).await {
+                Ok(r) => resident = r,
+                Err(e) => {
+                    let _ = state.engine.store.lock().unwrap_or_else(|e| e.into_inner()).unregister(&name);
                     return Err(e.into());
                 }
             }
-            Ok(json!({
-                "lora_name": reg.name, "hash": hex32(&reg.header.hash), "rank": reg.header.rank,
-                "bytes": reg.header.weight_bytes, "resident": store.list().iter().any(|(r, res)| r.name == reg.name && *res),
-            }))
-        })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        }
+        Ok(json!({
+            "lora_name": reg.name, "hash": hex32(&reg.header.hash), "rank": reg.header.rank,
+            "bytes": reg.header.weight_bytes, "resident": resident,
+        }))
     }
     .await;
     match result {
