@@ -115,7 +115,7 @@ fn main() -> anyhow::Result<()> {
     let model = Gemma3::load(&model_path, context, &device)?;
     let cfg: Gemma3Config = model.config.clone();
     let model_name = if cli.synthetic { "Gemma 3 270M shapes, random Q8_0" } else { "Gemma 3 270M Q4_K_M" };
-    let device_name = format!("{device:?}");
+    let device_name = if device.is_cpu() { "CPU".to_string() } else { cli.device.to_uppercase() };
     eprintln!("model: {model_name} on {device_name}");
 
     // Adapters: PEFT's default targets for Gemma (q_proj, v_proj), rank 16, one per row.
