@@ -16,7 +16,7 @@ use tokenizers::Tokenizer;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::adapters::{Acquire, AdapterStore, StoreError};
-use crate::lora::{Hash256, LoadedAdapter, LoraBatch};
+use crate::lora::{Hash256, LoadedAdapter, LoraBatch, LoraStacks};
 use crate::metrics::Metrics;
 use crate::models::gemma3::{Gemma3, SeqCache, SeqRows};
 use crate::sampling::{Sampler, SamplingParams};
@@ -149,6 +149,7 @@ impl Engine {
             running: Vec::new(),
             kv_reserved: 0,
             eos,
+            lora_stacks: LoraStacks::default(),
         };
         std::thread::Builder::new()
             .name("openlora-engine".into())
@@ -229,6 +230,7 @@ struct Scheduler {
     running: Vec<Sequence>,
     kv_reserved: usize,
     eos: Vec<u32>,
+    lora_stacks: LoraStacks,
 }
 
 impl Scheduler {
@@ -329,7 +331,13 @@ impl Scheduler {
         }
         let total_rows: usize = lora_rows.iter().map(|r| r.0).sum();
         let lora = LoraBatch::new(lora_rows);
-        let next = self.model.forward(&mut rows, &lora).and_then(|logits| {
+        // Accelerators: one gather per projection (see LoraStacks); the CPU's BGMV kernel
+        // reads the adapters in place and needs no stacks.
+        let lora = match self.model.device() {
+            d if d.is_cpu() => Ok(lora),
+            d => lora.gathered(&mut self.lora_stacks, &self.model.config, d),
+        };
+        let next = lora.and_then(|lora| self.model.forward(&mut rows, &lora)).and_then(|logits| {
             if self.running.iter().all(|s| s.greedy) {
                 // Greedy rows need only the argmax: skip copying vocab-wide logits out.
                 logits.argmax(D::Minus1)?.to_vec1::<u32>()

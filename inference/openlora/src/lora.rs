@@ -342,6 +342,58 @@ pub struct LoraBatch<'a> {
     /// `slot_rows` on the accelerator, copied once per forward pass rather than once per
     /// projection of every layer.
     slot_idx: std::sync::OnceLock<Vec<Tensor>>,
+    /// Gathered path: the stacked adapters and each row's index into them (0: no adapter).
+    gathered: Option<(&'a LoraStacks, Tensor)>,
+}
+
+/// The adapters of a batch stacked per adapted projection, on the device: `A` as
+/// (1 + adapters) × r_max × in and `scale·B` as (1 + adapters) × out × r_max, slot 0 zero and
+/// smaller ranks zero-padded. With them the LoRA product of a whole batch is one gather and two
+/// batched matmuls per projection, however many adapters the batch mixes (the S-LoRA / Punica
+/// way), instead of kernels per adapter. Rebuilt only when the batch's set of adapters changes,
+/// which during steady decoding it does not.
+#[derive(Default)]
+pub struct LoraStacks {
+    key: Vec<usize>,
+    stacks: HashMap<(usize, Proj), (Tensor, Tensor)>,
+}
+
+impl LoraStacks {
+    fn rebuild(&mut self, adapters: &[&LoadedAdapter], cfg: &Gemma3Config, device: &Device) -> candle_core::Result<()> {
+        let key: Vec<usize> = adapters.iter().map(|a| *a as *const LoadedAdapter as usize).collect();
+        if key == self.key {
+            return Ok(());
+        }
+        self.stacks.clear();
+        let r = adapters.iter().map(|a| a.rank).max().unwrap_or(0);
+        for layer in 0..cfg.num_layers {
+            for proj in Proj::ALL {
+                if !adapters.iter().any(|a| a.pair(layer, proj).is_some()) {
+                    continue;
+                }
+                let (i, o) = cfg.proj_dims(proj);
+                let mut a_all = vec![0f32; (adapters.len() + 1) * r * i];
+                let mut b_all = vec![0f32; (adapters.len() + 1) * o * r];
+                for (slot, ad) in adapters.iter().enumerate() {
+                    let Some(p) = ad.pair(layer, proj) else { continue };
+                    let (a_dst, b_dst) = (&mut a_all[(slot + 1) * r * i..], &mut b_all[(slot + 1) * o * r..]);
+                    a_dst[..ad.rank * i].copy_from_slice(&p.a);
+                    for row in 0..o {
+                        for k in 0..ad.rank {
+                            b_dst[row * r + k] = ad.scale * p.b[row * ad.rank + k];
+                        }
+                    }
+                }
+                let n = adapters.len() + 1;
+                self.stacks.insert(
+                    (layer, proj),
+                    (Tensor::from_vec(a_all, (n, r, i), device)?, Tensor::from_vec(b_all, (n, o, r), device)?),
+                );
+            }
+        }
+        self.key = key;
+        Ok(())
+    }
 }
 
 impl<'a> LoraBatch<'a> {
@@ -368,7 +420,22 @@ impl<'a> LoraBatch<'a> {
                 row_slot.push(slot);
             }
         }
-        Self { adapters, row_slot, slot_rows, slot_idx: Default::default() }
+        Self { adapters, row_slot, slot_rows, slot_idx: Default::default(), gathered: None }
+    }
+
+    /// The same batch, computed by gathering from `stacks` (rebuilt first if this batch's
+    /// adapters differ from the last one's). The engine uses it on accelerators.
+    pub fn gathered(
+        mut self,
+        stacks: &'a mut LoraStacks,
+        cfg: &Gemma3Config,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        stacks.rebuild(&self.adapters, cfg, device)?;
+        let idx: Vec<u32> = self.row_slot.iter().map(|s| s.map_or(0, |s| s + 1)).collect();
+        let idx = Tensor::from_vec(idx, self.row_slot.len(), device)?;
+        self.gathered = Some((stacks, idx));
+        Ok(self)
     }
 
     /// The LoRA contribution for `x` (rows × in) at one projection, or `None` when no row of
@@ -382,6 +449,13 @@ impl<'a> LoraBatch<'a> {
     ) -> candle_core::Result<Option<Tensor>> {
         if !self.adapters.iter().any(|a| a.pair(layer, proj).is_some()) {
             return Ok(None);
+        }
+        if let Some((stacks, idx)) = &self.gathered {
+            let Some((a, b)) = stacks.stacks.get(&(layer, proj)) else { return Ok(None) };
+            let a = a.index_select(idx, 0)?; // rows × r × in
+            let b = b.index_select(idx, 0)?; // rows × out × r
+            let t = a.matmul(&x.to_dtype(DType::F32)?.unsqueeze(2)?)?; // rows × r × 1
+            return b.matmul(&t)?.squeeze(2)?.to_dtype(x.dtype()).map(Some);
         }
         if x.device().is_cpu() {
             self.delta_cpu(x, layer, proj, out_dim).map(Some)

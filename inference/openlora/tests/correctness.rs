@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use openlora::adapters::AdapterStore;
 use openlora::engine::{Engine, EngineConfig, Event, FinishReason, Request};
 use openlora::fixtures::{test_device, write_adapter, write_merged, write_model, ModelSpec};
-use openlora::lora::{self, LoadedAdapter, LoraBatch};
+use openlora::lora::{self, LoadedAdapter, LoraBatch, LoraStacks};
 use openlora::metrics::Metrics;
 use openlora::models::gemma3::{Gemma3, Proj, SeqRows};
 use openlora::sampling::SamplingParams;
@@ -54,13 +54,25 @@ fn prompt(seed: u32, len: usize) -> Vec<u32> {
 
 /// Runs one forward pass over `seqs` (prompt, adapter) from empty caches.
 fn forward(model: &Gemma3, seqs: &[(Vec<u32>, Option<&LoadedAdapter>)]) -> Vec<Vec<f32>> {
+    forward_with(model, seqs, None)
+}
+
+/// The same, with the LoRA product gathered from stacked adapters (the accelerator path).
+fn forward_with(
+    model: &Gemma3,
+    seqs: &[(Vec<u32>, Option<&LoadedAdapter>)],
+    stacks: Option<&mut LoraStacks>,
+) -> Vec<Vec<f32>> {
     let mut caches: Vec<_> = seqs.iter().map(|_| model.new_cache(CONTEXT)).collect();
     let mut rows: Vec<SeqRows<'_>> = seqs
         .iter()
         .zip(caches.iter_mut())
         .map(|((p, _), cache)| SeqRows { tokens: p, cache })
         .collect();
-    let lora = LoraBatch::new(seqs.iter().map(|(p, a)| (p.len(), *a)));
+    let mut lora = LoraBatch::new(seqs.iter().map(|(p, a)| (p.len(), *a)));
+    if let Some(stacks) = stacks {
+        lora = lora.gathered(stacks, &model.config, model.device()).unwrap();
+    }
     model.forward(&mut rows, &lora).unwrap().to_vec2().unwrap()
 }
 
@@ -82,6 +94,13 @@ fn every_row_of_a_mixed_adapter_batch_matches_the_merged_model() {
         (prompt(5, 7), Some(&ads[0])),
     ];
     let batched = forward(&f.model, &batch);
+    // Both ways of computing the per-row delta agree: BGMV in place (CPU) and the gather from
+    // stacked adapters (accelerators), here run on whatever device the tests use.
+    let mut stacks = LoraStacks::default();
+    let gathered = forward_with(&f.model, &batch, Some(&mut stacks));
+    for (i, (a, b)) in batched.iter().zip(&gathered).enumerate() {
+        assert!(max_abs_diff(a, b) < TOL, "row {i}: gathered and in-place LoRA differ");
+    }
     for (i, (p, adapter)) in batch.iter().enumerate() {
         let reference = match adapter {
             None => forward(&f.model, &[(p.clone(), None)]).remove(0),
