@@ -354,13 +354,15 @@ pub struct LoraBatch<'a> {
 /// which during steady decoding it does not.
 #[derive(Default)]
 pub struct LoraStacks {
-    key: Vec<usize>,
+    /// What the stacks hold: each adapter's file hash, rank and scale (content, not addresses,
+    /// which a freed adapter's successor may reuse; the scale comes from the config file).
+    key: Vec<(Hash256, usize, u32)>,
     stacks: HashMap<(usize, Proj), (Tensor, Tensor)>,
 }
 
 impl LoraStacks {
     fn rebuild(&mut self, adapters: &[&LoadedAdapter], cfg: &Gemma3Config, device: &Device) -> candle_core::Result<()> {
-        let key: Vec<usize> = adapters.iter().map(|a| *a as *const LoadedAdapter as usize).collect();
+        let key: Vec<_> = adapters.iter().map(|a| (a.header.hash, a.rank, a.scale.to_bits())).collect();
         if key == self.key {
             return Ok(());
         }
