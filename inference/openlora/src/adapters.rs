@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use candle_core::Device;
-
 use crate::lora::{self, AdapterError, AdapterHeader, Hash256, LoadedAdapter};
 use crate::metrics::Metrics;
 use crate::models::gemma3::Gemma3Config;
@@ -55,7 +53,6 @@ pub enum Acquire {
 
 pub struct AdapterStore {
     model: Gemma3Config,
-    device: Device,
     max_rank: usize,
     budget_bytes: usize,
     registered: HashMap<String, Registered>,
@@ -79,14 +76,12 @@ fn file_stamp(dir: &Path) -> (u64, Option<SystemTime>) {
 impl AdapterStore {
     pub fn new(
         model: Gemma3Config,
-        device: Device,
         max_rank: usize,
         budget_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             model,
-            device,
             max_rank,
             budget_bytes,
             registered: HashMap::new(),
@@ -192,7 +187,7 @@ impl AdapterStore {
         // either moved, hash again so that the receipts name what actually ran.
         let unchanged = file_stamp(&reg.header.dir) == (reg.file_len, reg.file_mtime);
         let known = unchanged.then_some(reg.header.hash);
-        let adapter = lora::load(&reg.header.dir, &self.model, self.max_rank, &self.device, known)
+        let adapter = lora::load(&reg.header.dir, &self.model, self.max_rank, known)
             .map_err(|source| StoreError::Refused { name: name.to_string(), source })?;
         if adapter.header.hash != reg.header.hash {
             return Err(StoreError::Changed(name.to_string()));

@@ -20,22 +20,15 @@ pub fn test_device() -> Device {
     crate::device(&spec).unwrap_or_else(|e| panic!("OPENLORA_TEST_DEVICE={spec}: {e}"))
 }
 
-/// The shape of a generated model.
+/// A generated model: the architecture's shapes, and how its weights are stored.
 #[derive(Clone, Debug)]
 pub struct ModelSpec {
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_layers: usize,
-    pub num_heads: usize,
-    pub num_kv_heads: usize,
-    pub head_dim: usize,
-    pub sliding_window: usize,
-    pub context_length: usize,
+    /// `vocab_size` beyond the tiny built-in vocabulary is padded with filler pieces (the
+    /// benchmark pads up to a real model's vocabulary so that the LM head costs what it costs
+    /// there).
+    pub config: Gemma3Config,
     /// How projection and embedding weights are stored.
     pub dtype: GgmlDType,
-    /// Extra vocabulary entries beyond the tiny built-in one (the benchmark pads up to a real
-    /// model's vocabulary so that the LM head costs what it costs there).
-    pub extra_vocab: usize,
 }
 
 impl ModelSpec {
@@ -43,32 +36,40 @@ impl ModelSpec {
     /// sliding-window and the global attention layers run, and a window short enough to bite.
     pub fn tiny() -> Self {
         Self {
-            hidden_size: 64,
-            intermediate_size: 128,
-            num_layers: 6,
-            num_heads: 4,
-            num_kv_heads: 2,
-            head_dim: 16,
-            sliding_window: 8,
-            context_length: 256,
+            config: Gemma3Config {
+                vocab_size: tiny_vocab().pieces.len(),
+                hidden_size: 64,
+                intermediate_size: 128,
+                num_layers: 6,
+                num_heads: 4,
+                num_kv_heads: 2,
+                head_dim: 16,
+                rms_norm_eps: 1e-6,
+                rope_base: 1_000_000.0,
+                sliding_window: 8,
+                context_length: 256,
+            },
             dtype: GgmlDType::F32,
-            extra_vocab: 0,
         }
     }
 
     /// Gemma 3 270M's shapes, for benchmarks on machines without the real file.
     pub fn gemma3_270m_shaped() -> Self {
         Self {
-            hidden_size: 640,
-            intermediate_size: 2048,
-            num_layers: 18,
-            num_heads: 4,
-            num_kv_heads: 1,
-            head_dim: 256,
-            sliding_window: 512,
-            context_length: 32768,
+            config: Gemma3Config {
+                vocab_size: 262_144,
+                hidden_size: 640,
+                intermediate_size: 2048,
+                num_layers: 18,
+                num_heads: 4,
+                num_kv_heads: 1,
+                head_dim: 256,
+                rms_norm_eps: 1e-6,
+                rope_base: 1_000_000.0,
+                sliding_window: 512,
+                context_length: 32768,
+            },
             dtype: GgmlDType::Q8_0,
-            extra_vocab: 262_144 - tiny_vocab().pieces.len(),
         }
     }
 }
@@ -106,25 +107,14 @@ fn random(rng: &mut ChaCha8Rng, n: usize, std: f32) -> Vec<f32> {
 
 /// Writes `model.gguf` (llama.cpp's gemma3 layout) with seeded weights into `dir`.
 pub fn write_model(dir: &Path, spec: &ModelSpec, seed: u64) -> anyhow::Result<PathBuf> {
+    let cfg = &spec.config;
     let mut vocab = tiny_vocab();
-    for i in 0..spec.extra_vocab {
+    anyhow::ensure!(cfg.vocab_size >= vocab.pieces.len(), "vocab_size below the built-in vocabulary");
+    for i in vocab.pieces.len()..cfg.vocab_size {
         vocab.pieces.push(format!("▁pad{i}"));
-        vocab.scores.push(-((vocab.scores.len()) as f32));
+        vocab.scores.push(-(i as f32));
         vocab.types.push(piece_type::NORMAL);
     }
-    let cfg = Gemma3Config {
-        vocab_size: vocab.pieces.len(),
-        hidden_size: spec.hidden_size,
-        intermediate_size: spec.intermediate_size,
-        num_layers: spec.num_layers,
-        num_heads: spec.num_heads,
-        num_kv_heads: spec.num_kv_heads,
-        head_dim: spec.head_dim,
-        rms_norm_eps: 1e-6,
-        rope_base: 1_000_000.0,
-        sliding_window: spec.sliding_window,
-        context_length: spec.context_length,
-    };
     let dev = Device::Cpu;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
@@ -160,7 +150,7 @@ pub fn write_model(dir: &Path, spec: &ModelSpec, seed: u64) -> anyhow::Result<Pa
     }
     std::fs::create_dir_all(dir)?;
     let path = dir.join("model.gguf");
-    write_gguf(&path, &cfg, &vocab, &tensors)?;
+    write_gguf(&path, cfg, &vocab, &tensors)?;
     Ok(path)
 }
 

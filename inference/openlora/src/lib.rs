@@ -11,6 +11,12 @@ pub mod sampling;
 pub mod server;
 pub mod tokenizer;
 
+/// Where `scripts/fetch-model.sh` puts the default model (Gemma 3 270M).
+pub fn default_model_path() -> std::path::PathBuf {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(|| ".".into());
+    home.join(".cache/openledger/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf")
+}
+
 /// The candle device named on the command line: `cpu`, or `cuda` / `cuda:N`.
 pub fn device(spec: &str) -> anyhow::Result<candle_core::Device> {
     match spec {

@@ -97,8 +97,6 @@ pub struct LoraPair {
     pub out_dim: usize,
     a: Vec<f32>,
     b: Vec<f32>,
-    /// The same matrices on an accelerator, for the grouped product there.
-    device: Option<(Tensor, Tensor)>,
 }
 
 /// An adapter's weights, ready for the forward pass.
@@ -233,6 +231,42 @@ fn scale(cfg: &PeftConfig) -> f32 {
     (cfg.lora_alpha / denom) as f32
 }
 
+/// An adapter folder read from disk: its config and the raw weights file, not yet checked.
+struct Opened {
+    cfg: PeftConfig,
+    bytes: Vec<u8>,
+}
+
+impl Opened {
+    fn read(dir: &Path, max_rank: usize) -> Result<Self, AdapterError> {
+        let cfg = read_config(dir)?;
+        if cfg.r > max_rank {
+            return Err(AdapterError::RankTooLarge { rank: cfg.r, max: max_rank });
+        }
+        let path = dir.join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        Ok(Self { cfg, bytes })
+    }
+
+    /// Parses the safetensors header and checks every tensor against the base model.
+    fn plan(&self, model: &Gemma3Config) -> Result<(safetensors::SafeTensors<'_>, Plan), AdapterError> {
+        let st = safetensors::SafeTensors::deserialize(&self.bytes)
+            .map_err(|e| AdapterError::Safetensors(e.to_string()))?;
+        let plan = plan(&st, &self.cfg, model)?;
+        Ok((st, plan))
+    }
+
+    fn header(&self, dir: &Path, plan: &Plan, model: &Gemma3Config, hash: Hash256) -> AdapterHeader {
+        AdapterHeader {
+            dir: dir.to_path_buf(),
+            hash,
+            rank: self.cfg.r,
+            alpha: self.cfg.lora_alpha,
+            weight_bytes: weight_bytes(plan, self.cfg.r, model),
+        }
+    }
+}
+
 /// Reads an adapter's config and safetensors header, hashes the weights file, and checks every
 /// tensor's name and shape against the base model. Reads the whole file (for the hash) but
 /// keeps none of it.
@@ -241,22 +275,9 @@ pub fn read_header(
     model: &Gemma3Config,
     max_rank: usize,
 ) -> Result<AdapterHeader, AdapterError> {
-    let cfg = read_config(dir)?;
-    if cfg.r > max_rank {
-        return Err(AdapterError::RankTooLarge { rank: cfg.r, max: max_rank });
-    }
-    let path = dir.join(WEIGHTS_FILE);
-    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| AdapterError::Safetensors(e.to_string()))?;
-    let plan = plan(&st, &cfg, model)?;
-    Ok(AdapterHeader {
-        dir: dir.to_path_buf(),
-        hash: blake2_256(&bytes),
-        rank: cfg.r,
-        alpha: cfg.lora_alpha,
-        weight_bytes: weight_bytes(&plan, cfg.r, model),
-    })
+    let opened = Opened::read(dir, max_rank)?;
+    let (_, plan) = opened.plan(model)?;
+    Ok(opened.header(dir, &plan, model, blake2_256(&opened.bytes)))
 }
 
 fn to_f32(view: &safetensors::tensor::TensorView<'_>) -> Vec<f32> {
@@ -278,25 +299,18 @@ fn to_f32(view: &safetensors::tensor::TensorView<'_>) -> Vec<f32> {
     }
 }
 
-/// Loads an adapter's weights: checks shapes, refuses NaN/Inf, and places the matrices on
-/// `device`. `known_hash` skips hashing when the caller knows the file is the one it hashed
-/// before (the cold-load path of the store, where hashing would dominate the load time).
+/// Loads an adapter's weights: checks shapes and refuses NaN/Inf. `known_hash` skips hashing
+/// when the caller knows the file is the one it hashed before (the cold-load path of the
+/// store, where hashing would dominate the load time). The weights stay in host memory: the
+/// CPU reads them in place, accelerators get them through [`LoraStacks`].
 pub fn load(
     dir: &Path,
     model: &Gemma3Config,
     max_rank: usize,
-    device: &Device,
     known_hash: Option<Hash256>,
 ) -> Result<LoadedAdapter, AdapterError> {
-    let cfg = read_config(dir)?;
-    if cfg.r > max_rank {
-        return Err(AdapterError::RankTooLarge { rank: cfg.r, max: max_rank });
-    }
-    let path = dir.join(WEIGHTS_FILE);
-    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| AdapterError::Safetensors(e.to_string()))?;
-    let plan = plan(&st, &cfg, model)?;
+    let opened = Opened::read(dir, max_rank)?;
+    let (st, plan) = opened.plan(model)?;
     let mut pairs: Vec<Option<LoraPair>> =
         (0..model.num_layers * Proj::COUNT).map(|_| None).collect();
     for (&(layer, proj), (a_name, b_name)) in &plan.pairs {
@@ -311,25 +325,11 @@ pub fn load(
         };
         let (a, b) = (read(a_name)?, read(b_name)?);
         let (in_dim, out_dim) = model.proj_dims(proj);
-        let device_mats = if device.is_cpu() {
-            None
-        } else {
-            Some((
-                Tensor::from_slice(&a, (cfg.r, in_dim), device)?,
-                Tensor::from_slice(&b, (out_dim, cfg.r), device)?,
-            ))
-        };
-        pairs[layer * Proj::COUNT + proj as usize] =
-            Some(LoraPair { in_dim, out_dim, a, b, device: device_mats });
+        pairs[layer * Proj::COUNT + proj as usize] = Some(LoraPair { in_dim, out_dim, a, b });
     }
-    let header = AdapterHeader {
-        dir: dir.to_path_buf(),
-        hash: known_hash.unwrap_or_else(|| blake2_256(&bytes)),
-        rank: cfg.r,
-        alpha: cfg.lora_alpha,
-        weight_bytes: weight_bytes(&plan, cfg.r, model),
-    };
-    Ok(LoadedAdapter { header, scale: scale(&cfg), rank: cfg.r, pairs })
+    let hash = known_hash.unwrap_or_else(|| blake2_256(&opened.bytes));
+    let header = opened.header(dir, &plan, model, hash);
+    Ok(LoadedAdapter { header, scale: scale(&opened.cfg), rank: opened.cfg.r, pairs })
 }
 
 /// Which adapter each row of a forward pass uses: the distinct adapters of the batch and, per
@@ -337,11 +337,6 @@ pub fn load(
 pub struct LoraBatch<'a> {
     adapters: Vec<&'a LoadedAdapter>,
     row_slot: Vec<Option<u32>>,
-    /// Rows per slot, for the grouped product on accelerators.
-    slot_rows: Vec<Vec<u32>>,
-    /// `slot_rows` on the accelerator, copied once per forward pass rather than once per
-    /// projection of every layer.
-    slot_idx: std::sync::OnceLock<Vec<Tensor>>,
     /// Gathered path: the stacked adapters and each row's index into them (0: no adapter).
     gathered: Option<(&'a LoraStacks, Tensor)>,
 }
@@ -403,26 +398,19 @@ impl<'a> LoraBatch<'a> {
     pub fn new(rows: impl IntoIterator<Item = (usize, Option<&'a LoadedAdapter>)>) -> Self {
         let mut adapters: Vec<&LoadedAdapter> = Vec::new();
         let mut row_slot = Vec::new();
-        let mut slot_rows: Vec<Vec<u32>> = Vec::new();
         for (len, adapter) in rows {
             let slot = adapter.map(|a| {
                 match adapters.iter().position(|b| std::ptr::eq(*b, a)) {
                     Some(i) => i as u32,
                     None => {
                         adapters.push(a);
-                        slot_rows.push(Vec::new());
                         (adapters.len() - 1) as u32
                     }
                 }
             });
-            for _ in 0..len {
-                if let Some(s) = slot {
-                    slot_rows[s as usize].push(row_slot.len() as u32);
-                }
-                row_slot.push(slot);
-            }
+            row_slot.extend(std::iter::repeat_n(slot, len));
         }
-        Self { adapters, row_slot, slot_rows, slot_idx: Default::default(), gathered: None }
+        Self { adapters, row_slot, gathered: None }
     }
 
     /// The same batch, computed by gathering from `stacks` (rebuilt first if this batch's
@@ -459,11 +447,10 @@ impl<'a> LoraBatch<'a> {
             let t = a.matmul(&x.to_dtype(DType::F32)?.unsqueeze(2)?)?; // rows × r × 1
             return b.matmul(&t)?.squeeze(2)?.to_dtype(x.dtype()).map(Some);
         }
-        if x.device().is_cpu() {
-            self.delta_cpu(x, layer, proj, out_dim).map(Some)
-        } else {
-            self.delta_grouped(x, layer, proj, out_dim).map(Some)
+        if !x.device().is_cpu() {
+            candle_core::bail!("on an accelerator the LoRA product needs LoraBatch::gathered");
         }
+        self.delta_cpu(x, layer, proj, out_dim).map(Some)
     }
 
     /// BGMV on the CPU: each row reads its own adapter's A and B in place; no weights are
@@ -501,42 +488,6 @@ impl<'a> LoraBatch<'a> {
             }
         });
         Tensor::from_vec(out, (rows, out_dim), x.device())?.to_dtype(x.dtype())
-    }
-
-    /// SGMV on accelerators: one pair of small matmuls per distinct adapter over its rows,
-    /// scattered back with `index_add`.
-    fn delta_grouped(
-        &self,
-        x: &Tensor,
-        layer: usize,
-        proj: Proj,
-        out_dim: usize,
-    ) -> candle_core::Result<Tensor> {
-        let rows = x.dim(0)?;
-        if self.slot_idx.get().is_none() {
-            let idx = self
-                .slot_rows
-                .iter()
-                .map(|r| Tensor::from_slice(r, r.len(), x.device()))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            let _ = self.slot_idx.set(idx);
-        }
-        let slot_idx = self.slot_idx.get().expect("set above");
-        let mut out = Tensor::zeros((rows, out_dim), x.dtype(), x.device())?;
-        for (adapter, idx) in self.adapters.iter().zip(slot_idx) {
-            let Some(pair) = adapter.pair(layer, proj) else { continue };
-            let (a, b) = pair
-                .device
-                .as_ref()
-                .ok_or_else(|| candle_core::Error::Msg("adapter not on this device".into()))?;
-            let xs = x.index_select(idx, 0)?;
-            let d = xs
-                .matmul(&a.to_dtype(x.dtype())?.t()?)?
-                .matmul(&b.to_dtype(x.dtype())?.t()?)?
-                .affine(adapter.scale as f64, 0.0)?;
-            out = out.index_add(idx, &d, 0)?;
-        }
-        Ok(out)
     }
 }
 

@@ -100,7 +100,6 @@ impl ServerState {
         let metrics = Arc::new(Metrics::default());
         let mut store = AdapterStore::new(
             model.config.clone(),
-            opts.device.clone(),
             opts.max_lora_rank,
             opts.adapter_cache_bytes,
             metrics.clone(),

@@ -5,21 +5,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openlora::adapters::{Acquire, AdapterStore, StoreError};
-use openlora::fixtures::{test_device, write_adapter, write_model, write_peft, ModelSpec};
+use openlora::fixtures::{write_adapter, write_model, write_peft, ModelSpec};
 use openlora::lora::{AdapterError, LoadedAdapter, WEIGHTS_FILE};
 use openlora::metrics::Metrics;
 use openlora::models::gemma3::{Gemma3Config, Proj};
 
 fn tiny_config(dir: &Path) -> Gemma3Config {
     let path = write_model(&dir.join("base"), &ModelSpec::tiny(), 1).unwrap();
-    let mut f = std::fs::File::open(path).unwrap();
-    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-    Gemma3Config::from_gguf(&ct).unwrap()
+    Gemma3Config::from_file(&path).unwrap()
 }
 
 fn store(cfg: &Gemma3Config, budget: usize) -> (AdapterStore, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
-    (AdapterStore::new(cfg.clone(), test_device(), 16, budget, metrics.clone()), metrics)
+    (AdapterStore::new(cfg.clone(), 16, budget, metrics.clone()), metrics)
 }
 
 fn ready(a: Acquire) -> Arc<LoadedAdapter> {
@@ -42,16 +40,23 @@ fn many(dir: &Path, cfg: &Gemma3Config, n: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-#[test]
-fn least_recently_used_adapters_are_evicted_to_stay_under_the_budget() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = tiny_config(tmp.path());
-    let dirs = many(tmp.path(), &cfg, 5);
-    let one = { let (mut s, _) = store(&cfg, usize::MAX); s.register("x", &dirs[0]).unwrap().header.weight_bytes };
-    let (mut s, m) = store(&cfg, 3 * one);
+/// `n` such adapters registered as `a0`, `a1`, … in a store whose budget holds `fit` of them;
+/// returns the store, its metrics and the bytes of one adapter.
+fn registered(dir: &Path, n: usize, fit: usize) -> (AdapterStore, Arc<Metrics>, usize) {
+    let cfg = tiny_config(dir);
+    let dirs = many(dir, &cfg, n);
+    let one = openlora::lora::read_header(&dirs[0], &cfg, 16).unwrap().weight_bytes;
+    let (mut s, m) = store(&cfg, fit * one);
     for (i, d) in dirs.iter().enumerate() {
         s.register(&format!("a{i}"), d).unwrap();
     }
+    (s, m, one)
+}
+
+#[test]
+fn least_recently_used_adapters_are_evicted_to_stay_under_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut s, m, one) = registered(tmp.path(), 5, 3);
     for name in ["a0", "a1", "a2"] {
         ready(s.acquire(name).unwrap());
     }
@@ -70,14 +75,7 @@ fn least_recently_used_adapters_are_evicted_to_stay_under_the_budget() {
 #[test]
 fn adapters_in_use_are_never_evicted_and_newcomers_wait() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tiny_config(tmp.path());
-    let dirs = many(tmp.path(), &cfg, 3);
-    let (mut probe, _) = store(&cfg, usize::MAX);
-    let one = probe.register("x", &dirs[0]).unwrap().header.weight_bytes;
-    let (mut s, _) = store(&cfg, 2 * one);
-    for (i, d) in dirs.iter().enumerate() {
-        s.register(&format!("a{i}"), d).unwrap();
-    }
+    let (mut s, _, _) = registered(tmp.path(), 3, 2);
     let held0 = ready(s.acquire("a0").unwrap());
     let held1 = ready(s.acquire("a1").unwrap());
     assert!(matches!(s.acquire("a2").unwrap(), Acquire::Wait));
@@ -92,14 +90,7 @@ fn adapters_in_use_are_never_evicted_and_newcomers_wait() {
 #[test]
 fn a_thousand_registered_adapters_stay_within_a_budget_of_sixty_four() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tiny_config(tmp.path());
-    let dirs = many(tmp.path(), &cfg, 1000);
-    let (mut probe, _) = store(&cfg, usize::MAX);
-    let one = probe.register("x", &dirs[0]).unwrap().header.weight_bytes;
-    let (mut s, m) = store(&cfg, 64 * one);
-    for (i, d) in dirs.iter().enumerate() {
-        s.register(&format!("a{i}"), d).unwrap();
-    }
+    let (mut s, m, one) = registered(tmp.path(), 1000, 64);
     assert_eq!(s.list().len(), 1000);
     // A skewed access pattern: a hot set of 32 and a long tail.
     let mut x: u64 = 12345;

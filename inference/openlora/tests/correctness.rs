@@ -3,15 +3,13 @@
 //! fixtures write (seeded, f32), so every expectation is exact up to float rounding.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-use openlora::adapters::AdapterStore;
-use openlora::engine::{Engine, EngineConfig, Event, FinishReason, Request};
+use openlora::engine::{Engine, Event, FinishReason, Request};
 use openlora::fixtures::{test_device, write_adapter, write_merged, write_model, ModelSpec};
 use openlora::lora::{self, LoadedAdapter, LoraBatch, LoraStacks};
-use openlora::metrics::Metrics;
-use openlora::models::gemma3::{Gemma3, Proj, SeqRows};
+use openlora::models::gemma3::{Gemma3, Proj, SeqCache, SeqRows};
 use openlora::sampling::SamplingParams;
+use openlora::server::{ServeOptions, ServerState};
 
 const CONTEXT: usize = 128;
 
@@ -42,7 +40,7 @@ fn adapters(f: &Fixture) -> Vec<LoadedAdapter> {
         .map(|(i, (r, alpha, targets))| {
             let dir = f.dir.path().join(format!("adapter{i}"));
             write_adapter(&dir, cfg, *r, *alpha, targets, 100 + i as u64).unwrap();
-            lora::load(&dir, cfg, 64, &test_device(), None).unwrap()
+            lora::load(&dir, cfg, 64, None).unwrap()
         })
         .collect()
 }
@@ -52,27 +50,39 @@ fn prompt(seed: u32, len: usize) -> Vec<u32> {
     (0..len as u32).map(|i| 261 + (seed * 31 + i * 17) % 100).collect()
 }
 
-/// Runs one forward pass over `seqs` (prompt, adapter) from empty caches.
-fn forward(model: &Gemma3, seqs: &[(Vec<u32>, Option<&LoadedAdapter>)]) -> Vec<Vec<f32>> {
-    forward_with(model, seqs, None)
+/// The LoRA rows for `model`'s device: in place on the CPU, gathered from `stacks` elsewhere
+/// (the engine's choice).
+fn lora_batch<'a>(
+    model: &Gemma3,
+    rows: impl IntoIterator<Item = (usize, Option<&'a LoadedAdapter>)>,
+    stacks: &'a mut LoraStacks,
+) -> LoraBatch<'a> {
+    let lora = LoraBatch::new(rows);
+    match model.device() {
+        d if d.is_cpu() => lora,
+        d => lora.gathered(stacks, &model.config, d).unwrap(),
+    }
 }
 
-/// The same, with the LoRA product gathered from stacked adapters (the accelerator path).
-fn forward_with(
-    model: &Gemma3,
-    seqs: &[(Vec<u32>, Option<&LoadedAdapter>)],
-    stacks: Option<&mut LoraStacks>,
-) -> Vec<Vec<f32>> {
+/// Runs one forward pass over `seqs` (prompt, adapter) from empty caches.
+fn forward(model: &Gemma3, seqs: &[(Vec<u32>, Option<&LoadedAdapter>)]) -> Vec<Vec<f32>> {
+    forward_with(model, seqs, false)
+}
+
+/// The same; `gather` forces the accelerator path (stacked adapters) on any device.
+fn forward_with(model: &Gemma3, seqs: &[(Vec<u32>, Option<&LoadedAdapter>)], gather: bool) -> Vec<Vec<f32>> {
     let mut caches: Vec<_> = seqs.iter().map(|_| model.new_cache(CONTEXT)).collect();
     let mut rows: Vec<SeqRows<'_>> = seqs
         .iter()
         .zip(caches.iter_mut())
         .map(|((p, _), cache)| SeqRows { tokens: p, cache })
         .collect();
-    let mut lora = LoraBatch::new(seqs.iter().map(|(p, a)| (p.len(), *a)));
-    if let Some(stacks) = stacks {
-        lora = lora.gathered(stacks, &model.config, model.device()).unwrap();
-    }
+    let mut stacks = LoraStacks::default();
+    let batch = seqs.iter().map(|(p, a)| (p.len(), *a));
+    let lora = match gather {
+        true => LoraBatch::new(batch).gathered(&mut stacks, &model.config, model.device()).unwrap(),
+        false => lora_batch(model, batch, &mut stacks),
+    };
     model.forward(&mut rows, &lora).unwrap().to_vec2().unwrap()
 }
 
@@ -96,8 +106,7 @@ fn every_row_of_a_mixed_adapter_batch_matches_the_merged_model() {
     let batched = forward(&f.model, &batch);
     // Both ways of computing the per-row delta agree: BGMV in place (CPU) and the gather from
     // stacked adapters (accelerators), here run on whatever device the tests use.
-    let mut stacks = LoraStacks::default();
-    let gathered = forward_with(&f.model, &batch, Some(&mut stacks));
+    let gathered = forward_with(&f.model, &batch, true);
     for (i, (a, b)) in batched.iter().zip(&gathered).enumerate() {
         assert!(max_abs_diff(a, b) < TOL, "row {i}: gathered and in-place LoRA differ");
     }
@@ -128,9 +137,13 @@ fn incremental_decoding_with_the_kv_cache_equals_full_recomputation() {
     let mut tokens = prompt(9, 11);
     let mut cache = f.model.new_cache(CONTEXT);
     // Prefill in two chunks, then decode one token at a time.
-    let lora = |n| LoraBatch::new([(n, Some(&ads[1]))]);
-    f.model.forward(&mut [SeqRows { tokens: &tokens[..6], cache: &mut cache }], &lora(6)).unwrap();
-    let mut logits = f.model.forward(&mut [SeqRows { tokens: &tokens[6..], cache: &mut cache }], &lora(5)).unwrap();
+    let mut stacks = LoraStacks::default();
+    let mut step_rows = |tokens: &[u32], cache: &mut SeqCache| {
+        let lora = lora_batch(&f.model, [(tokens.len(), Some(&ads[1]))], &mut stacks);
+        f.model.forward(&mut [SeqRows { tokens, cache }], &lora).unwrap()
+    };
+    step_rows(&tokens[..6], &mut cache);
+    let mut logits = step_rows(&tokens[6..], &mut cache);
     for step in 0..10 {
         let full = forward(&f.model, &[(tokens.clone(), Some(&ads[1]))]).remove(0);
         let inc: Vec<f32> = logits.squeeze(0).unwrap().to_vec1().unwrap();
@@ -138,7 +151,7 @@ fn incremental_decoding_with_the_kv_cache_equals_full_recomputation() {
         assert!(diff < TOL, "step {step}: cached logits differ from recomputation by {diff}");
         let next = openlora::sampling::argmax(&inc);
         tokens.push(next);
-        logits = f.model.forward(&mut [SeqRows { tokens: &[next], cache: &mut cache }], &lora(1)).unwrap();
+        logits = step_rows(&[next], &mut cache);
     }
     assert_eq!(cache.len(), tokens.len());
 }
@@ -149,7 +162,8 @@ fn the_sliding_window_masks_only_beyond_its_width() {
     // fit the window and disagree on longer ones. Were the window ignored or applied
     // everywhere, the KV test could pass for the wrong reason.
     let f = fixture();
-    let wide_spec = ModelSpec { sliding_window: 1000, ..ModelSpec::tiny() };
+    let mut wide_spec = ModelSpec::tiny();
+    wide_spec.config.sliding_window = 1000;
     let wide_path = write_model(&f.dir.path().join("wide"), &wide_spec, 7).unwrap();
     let wide = Gemma3::load(&wide_path, CONTEXT, &test_device()).unwrap();
     let short = prompt(3, 8);
@@ -161,14 +175,15 @@ fn the_sliding_window_masks_only_beyond_its_width() {
     assert!(diff(&long) > 1e-3);
 }
 
-fn engine(model: Gemma3, model_path: &Path, adapters: &[(String, PathBuf)], config: EngineConfig) -> Engine {
-    let metrics = Arc::new(Metrics::default());
-    let tokenizer = openlora::tokenizer::load_or_convert(&model_path.with_file_name("tokenizer.json"), model_path).unwrap();
-    let mut store = AdapterStore::new(model.config.clone(), test_device(), 64, 64 << 20, metrics.clone());
-    for (name, dir) in adapters {
-        store.register(name, dir).unwrap();
-    }
-    Engine::start(model, Arc::new(tokenizer), Arc::new(Mutex::new(store)), config, metrics)
+/// An engine on the tiny model with `adapters` registered, built the way the server builds it.
+fn engine(model_path: &Path, adapters: &[(String, PathBuf)]) -> Engine {
+    let mut opts = ServeOptions::new(model_path.to_path_buf());
+    opts.loras = adapters.to_vec();
+    opts.max_context = CONTEXT;
+    opts.max_lora_rank = 64;
+    opts.adapter_cache_bytes = 64 << 20;
+    opts.device = test_device();
+    ServerState::open(opts).unwrap().engine
 }
 
 fn submit(engine: &Engine, adapter: Option<&str>, prompt: Vec<u32>, max_tokens: usize) -> tokio::sync::mpsc::UnboundedReceiver<Event> {
@@ -214,7 +229,7 @@ fn batched_greedy_generation_equals_generation_alone() {
             (format!("a{i}"), dir)
         })
         .collect();
-    let e = engine(Gemma3::load(&f.model_path, CONTEXT, &test_device()).unwrap(), &f.model_path, &names, EngineConfig::default());
+    let e = engine(&f.model_path, &names);
     let requests: Vec<(Option<&str>, Vec<u32>)> = vec![
         (Some("a0"), prompt(1, 10)),
         (None, prompt(2, 3)),

@@ -25,11 +25,7 @@ async fn start(engine: EngineConfig) -> Server {
     opts.max_lora_rank = 16;
     opts.engine = engine;
     opts.device = openlora::fixtures::test_device();
-    let cfg = {
-        let mut f = std::fs::File::open(&opts.model).unwrap();
-        let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-        openlora::models::gemma3::Gemma3Config::from_gguf(&ct).unwrap()
-    };
+    let cfg = openlora::models::gemma3::Gemma3Config::from_file(&opts.model).unwrap();
     for i in 0..2 {
         let d = write_adapter(&dir.path().join(format!("ad{i}")), &cfg, 4, 16.0, &Proj::ALL, 40 + i).unwrap();
         opts.loras.push((format!("ad{i}"), d));

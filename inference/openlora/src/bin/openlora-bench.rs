@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Parser;
 use openlora::adapters::{Acquire, AdapterStore};
 use openlora::engine::{Engine, EngineConfig, Event, Request};
@@ -105,10 +104,7 @@ fn main() -> anyhow::Result<()> {
             write_model(&tmp.path().join("synthetic"), &ModelSpec::gemma3_270m_shaped(), 1)?
         }
         (Some(p), false) => p.clone(),
-        (None, false) => {
-            let home = PathBuf::from(std::env::var_os("HOME").context("HOME")?);
-            home.join(".cache/openledger/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf")
-        }
+        (None, false) => openlora::default_model_path(),
     };
     anyhow::ensure!(model_path.exists(), "no model at {} (scripts/fetch-model.sh, or --synthetic)", model_path.display());
     let context = cli.prompt + cli.tokens + 1;
@@ -124,8 +120,8 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let all7 = write_adapter(&tmp.path().join("all7"), &cfg, RANK, 32.0, &Proj::ALL, 999)?;
 
-    // Cold load: what the store does on a miss (file read, header and shape checks, NaN scan,
-    // placement on the device); the file hash is known from registration.
+    // Cold load: what the store does on a miss (file read, header and shape checks, NaN scan);
+    // the file hash is known from registration.
     let mut loads = serde_json::Map::new();
     let mut load_rows = Vec::new();
     for (label, dir) in [("q,v", &dirs[0]), ("all 7", &all7)] {
@@ -133,7 +129,7 @@ fn main() -> anyhow::Result<()> {
         let mut times: Vec<Duration> = (0..cli.loads)
             .map(|_| {
                 let t = Instant::now();
-                lora::load(dir, &cfg, 128, &device, Some(header.hash)).map(|_| t.elapsed())
+                lora::load(dir, &cfg, 128, Some(header.hash)).map(|_| t.elapsed())
             })
             .collect::<Result<_, _>>()?;
         times.sort();
@@ -144,7 +140,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let metrics = Arc::new(Metrics::default());
-    let mut store = AdapterStore::new(cfg.clone(), device.clone(), 128, 4 << 30, metrics.clone());
+    let mut store = AdapterStore::new(cfg.clone(), 128, 4 << 30, metrics.clone());
     for (i, d) in dirs.iter().enumerate() {
         store.register(&format!("qv{i}"), d)?;
         // Resident before timing: throughput, not load latency, is measured below.

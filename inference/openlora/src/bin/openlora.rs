@@ -14,7 +14,7 @@ use openlora::server::{router, ServeOptions, ServerState};
 #[command(name = "openlora", version, about = "Multi-LoRA inference server: one base model, many adapters, one batch")]
 struct Cli {
     /// The base model (GGUF, gemma3 architecture).
-    #[arg(long, env = "OPENLORA_MODEL", default_value_os_t = default_model())]
+    #[arg(long, env = "OPENLORA_MODEL", default_value_os_t = openlora::default_model_path())]
     model: PathBuf,
     /// The tokenizer; created from the model's vocabulary when missing. Default: `tokenizer.json`
     /// beside the model.
@@ -53,11 +53,6 @@ struct Cli {
     /// `cpu`, or `cuda` / `cuda:N` in a build with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     device: String,
-}
-
-fn default_model() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/openledger/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf")
 }
 
 fn parse_lora(s: &str) -> Result<(String, PathBuf), String> {

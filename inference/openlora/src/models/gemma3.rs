@@ -100,6 +100,15 @@ impl Gemma3Config {
         (layer + 1) % SLIDING_WINDOW_PATTERN != 0
     }
 
+    /// Reads the configuration from a GGUF file's metadata, without its tensors.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot open model {}: {e}", path.display()))?;
+        let ct = gguf_file::Content::read(&mut f)
+            .map_err(|e| anyhow::anyhow!("{} is not a GGUF file: {e}", path.display()))?;
+        Ok(Self::from_gguf(&ct)?)
+    }
+
     pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
         let arch = md(ct, "general.architecture")?.to_string()?.clone();
         if arch != "gemma3" {
