@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::lora::{LoadedAdapter, CONFIG_FILE, WEIGHTS_FILE};
+use crate::lora::{peft_stem, save_peft, LoadedAdapter};
 use crate::models::gemma3::{gguf_proj_name, Gemma3Config, Proj};
 use crate::tokenizer::{piece_type, SpmVocab};
 
@@ -206,41 +206,14 @@ pub fn write_adapter(
     for l in 0..cfg.num_layers {
         for &p in targets {
             let (i, o) = cfg.proj_dims(p);
-            let stem = format!("base_model.model.model.layers.{l}.{}.{}", p.block(), p.peft_name());
+            let stem = peft_stem(l, p);
             tensors.push((format!("{stem}.lora_A.weight"), random(&mut rng, rank * i, 1.0 / (i as f32).sqrt()), vec![rank, i]));
             tensors.push((format!("{stem}.lora_B.weight"), random(&mut rng, o * rank, 0.5 / (rank as f32).sqrt()), vec![o, rank]));
         }
     }
     let targets: Vec<&str> = targets.iter().map(|p| p.peft_name()).collect();
-    write_peft(dir, rank, alpha, &targets, &tensors)?;
+    save_peft(dir, rank, alpha, &targets, &tensors)?;
     Ok(dir.to_path_buf())
-}
-
-/// Writes `adapter_config.json` and `adapter_model.safetensors` (f32) into `dir`.
-pub fn write_peft(
-    dir: &Path,
-    rank: usize,
-    alpha: f64,
-    targets: &[&str],
-    tensors: &[(String, Vec<f32>, Vec<usize>)],
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let config = serde_json::json!({
-        "peft_type": "LORA", "r": rank, "lora_alpha": alpha, "target_modules": targets,
-        "bias": "none", "task_type": "CAUSAL_LM",
-    });
-    std::fs::write(dir.join(CONFIG_FILE), serde_json::to_vec_pretty(&config)?)?;
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, data, _)| data.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, _, shape), bytes)| {
-            Ok((name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)?))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    safetensors::serialize_to_file(views, None, &dir.join(WEIGHTS_FILE))?;
-    Ok(())
 }
 
 /// Writes a copy of an f32 model with `adapter` merged into its weights (W + scale·B·A): the

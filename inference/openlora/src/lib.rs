@@ -10,6 +10,7 @@ pub mod models;
 pub mod sampling;
 pub mod server;
 pub mod tokenizer;
+pub mod train;
 
 /// Where `scripts/fetch-model.sh` puts the default model (Gemma 3 270M).
 pub fn default_model_path() -> std::path::PathBuf {

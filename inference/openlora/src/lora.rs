@@ -12,35 +12,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use blake2::digest::consts::U32;
-use blake2::{Blake2b, Digest};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::models::gemma3::{Gemma3Config, Proj};
 
-/// blake2-256, the hash the chain uses for every content identity.
-pub type Hash256 = [u8; 32];
-
-pub fn blake2_256(bytes: &[u8]) -> Hash256 {
-    Blake2b::<U32>::digest(bytes).into()
-}
-
-/// blake2-256 of a file, read in 1 MiB blocks (model files are hundreds of MB).
-pub fn blake2_256_file(path: &Path) -> std::io::Result<Hash256> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Blake2b::<U32>::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finalize().into());
-        }
-        h.update(&buf[..n]);
-    }
-}
+pub use attribution::hash::{blake2_256, blake2_256_file, Hash256};
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -106,6 +84,13 @@ pub struct LoadedAdapter {
     pub rank: usize,
     /// Indexed by `layer * Proj::COUNT + proj`.
     pairs: Vec<Option<LoraPair>>,
+}
+
+impl LoraPair {
+    /// `A` (r × in) and `B` (out × r), row-major.
+    pub fn weights(&self) -> (&[f32], &[f32]) {
+        (&self.a, &self.b)
+    }
 }
 
 impl LoadedAdapter {
@@ -332,6 +317,49 @@ pub fn load(
     Ok(LoadedAdapter { header, scale: scale(&opened.cfg), rank: opened.cfg.r, pairs })
 }
 
+/// One tensor of an adapter being written: PEFT name, f32 data, shape.
+pub type PeftTensor = (String, Vec<f32>, Vec<usize>);
+
+/// The PEFT name stem of one projection of one layer.
+pub fn peft_stem(layer: usize, proj: Proj) -> String {
+    format!("base_model.model.model.layers.{layer}.{}.{}", proj.block(), proj.peft_name())
+}
+
+/// Writes an adapter folder (`adapter_config.json` and f32 `adapter_model.safetensors`) and
+/// returns the weights file's hash. Both files are written under temporary names, synced and
+/// renamed, so a crash never leaves an adapter whose hash names other weights.
+pub fn save_peft(
+    dir: &Path,
+    rank: usize,
+    alpha: f64,
+    targets: &[&str],
+    tensors: &[PeftTensor],
+) -> anyhow::Result<Hash256> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let config = serde_json::json!({
+        "peft_type": "LORA", "r": rank, "lora_alpha": alpha, "target_modules": targets,
+        "bias": "none", "task_type": "CAUSAL_LM",
+    });
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, data, _)| data.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, _, shape), bytes)| {
+            Ok((name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)?))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let weights = safetensors::serialize(views, None)?;
+    for (name, data) in [(WEIGHTS_FILE, weights.as_slice()), (CONFIG_FILE, &serde_json::to_vec_pretty(&config)?)] {
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(data)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(dir.join(name))?;
+    }
+    Ok(blake2_256(&weights))
+}
+
 /// Which adapter each row of a forward pass uses: the distinct adapters of the batch and, per
 /// row (token), an index into them or `None` for the base model.
 pub struct LoraBatch<'a> {
@@ -393,6 +421,20 @@ impl LoraStacks {
     }
 }
 
+/// What a forward pass adds to a projection's output for LoRA: [`LoraBatch`] when serving (a
+/// different adapter per row), `train::TrainableLora` when computing gradients.
+pub trait LoraDelta {
+    /// The LoRA contribution for `x` (rows × in) at one projection, or `None` when nothing
+    /// adapts it.
+    fn delta(&self, x: &Tensor, layer: usize, proj: Proj, out_dim: usize) -> candle_core::Result<Option<Tensor>>;
+}
+
+impl LoraDelta for LoraBatch<'_> {
+    fn delta(&self, x: &Tensor, layer: usize, proj: Proj, out_dim: usize) -> candle_core::Result<Option<Tensor>> {
+        self.row_delta(x, layer, proj, out_dim)
+    }
+}
+
 impl<'a> LoraBatch<'a> {
     /// `rows` lists, for each sequence in batch order, its number of rows and its adapter.
     pub fn new(rows: impl IntoIterator<Item = (usize, Option<&'a LoadedAdapter>)>) -> Self {
@@ -430,7 +472,7 @@ impl<'a> LoraBatch<'a> {
 
     /// The LoRA contribution for `x` (rows × in) at one projection, or `None` when no row of
     /// the batch adapts it.
-    pub fn delta(
+    fn row_delta(
         &self,
         x: &Tensor,
         layer: usize,

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openlora::adapters::{Acquire, AdapterStore, StoreError};
-use openlora::fixtures::{write_adapter, write_model, write_peft, ModelSpec};
+use openlora::fixtures::{write_adapter, write_model, ModelSpec};
+use openlora::lora::save_peft;
 use openlora::lora::{AdapterError, LoadedAdapter, WEIGHTS_FILE};
 use openlora::metrics::Metrics;
 use openlora::models::gemma3::{Gemma3Config, Proj};
@@ -131,17 +132,17 @@ fn broken_adapters_are_refused_with_a_clear_error_and_the_store_keeps_serving() 
     };
 
     let d = tmp.path().join("shape");
-    write_peft(&d, 4, 8.0, &["q_proj"], &pair(vec![4, h + 1], vec![q, 4])).unwrap();
+    save_peft(&d, 4, 8.0, &["q_proj"], &pair(vec![4, h + 1], vec![q, 4])).unwrap();
     assert!(matches!(refused(&mut s, &d), AdapterError::Shape { found, .. } if found == vec![4, h + 1]));
 
     let d = tmp.path().join("rank");
-    write_peft(&d, 32, 8.0, &["q_proj"], &pair(vec![32, h], vec![q, 32])).unwrap();
+    save_peft(&d, 32, 8.0, &["q_proj"], &pair(vec![32, h], vec![q, 32])).unwrap();
     assert!(matches!(refused(&mut s, &d), AdapterError::RankTooLarge { rank: 32, max: 16 }));
 
     let d = tmp.path().join("nan");
     let mut t = pair(vec![4, h], vec![q, 4]);
     t[1].1[7] = f32::NAN;
-    write_peft(&d, 4, 8.0, &["q_proj"], &t).unwrap();
+    save_peft(&d, 4, 8.0, &["q_proj"], &t).unwrap();
     // Shapes are fine, so registration accepts it; loading reads the values and refuses.
     s.register("nan", &d).unwrap();
     match s.acquire("nan") {
@@ -152,12 +153,12 @@ fn broken_adapters_are_refused_with_a_clear_error_and_the_store_keeps_serving() 
     let d = tmp.path().join("inf");
     let mut t = pair(vec![4, h], vec![q, 4]);
     t[0].1[0] = f32::INFINITY;
-    write_peft(&d, 4, 8.0, &["q_proj"], &t).unwrap();
+    save_peft(&d, 4, 8.0, &["q_proj"], &t).unwrap();
     s.register("inf", &d).unwrap();
     assert!(matches!(s.acquire("inf"), Err(StoreError::Refused { source: AdapterError::NonFinite(_), .. })));
 
     let d = tmp.path().join("header");
-    write_peft(&d, 4, 8.0, &["q_proj"], &pair(vec![4, h], vec![q, 4])).unwrap();
+    save_peft(&d, 4, 8.0, &["q_proj"], &pair(vec![4, h], vec![q, 4])).unwrap();
     let bytes = std::fs::read(d.join(WEIGHTS_FILE)).unwrap();
     std::fs::write(d.join(WEIGHTS_FILE), &bytes[..20]).unwrap();
     assert!(matches!(refused(&mut s, &d), AdapterError::Safetensors(_)));
@@ -167,7 +168,7 @@ fn broken_adapters_are_refused_with_a_clear_error_and_the_store_keeps_serving() 
     assert!(matches!(refused(&mut s, &d), AdapterError::Safetensors(_)));
 
     let d = tmp.path().join("unpaired");
-    write_peft(&d, 4, 8.0, &["q_proj"], &pair(vec![4, h], vec![q, 4])[..1]).unwrap();
+    save_peft(&d, 4, 8.0, &["q_proj"], &pair(vec![4, h], vec![q, 4])[..1]).unwrap();
     assert!(matches!(refused(&mut s, &d), AdapterError::Unpaired(_)));
 
     let d = tmp.path().join("layer");
@@ -176,11 +177,11 @@ fn broken_adapters_are_refused_with_a_clear_error_and_the_store_keeps_serving() 
         vec![0f32; 4 * h],
         vec![4, h],
     )];
-    write_peft(&d, 4, 8.0, &["q_proj"], &t).unwrap();
+    save_peft(&d, 4, 8.0, &["q_proj"], &t).unwrap();
     assert!(matches!(refused(&mut s, &d), AdapterError::UnknownTensor(_)));
 
     let d = tmp.path().join("config");
-    write_peft(&d, 4, 8.0, &["q_proj"], &pair(vec![4, h], vec![q, 4])).unwrap();
+    save_peft(&d, 4, 8.0, &["q_proj"], &pair(vec![4, h], vec![q, 4])).unwrap();
     std::fs::write(d.join("adapter_config.json"), "{\"lora_alpha\": 8}").unwrap();
     assert!(matches!(refused(&mut s, &d), AdapterError::Config(_)));
 

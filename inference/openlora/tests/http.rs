@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use openlora::engine::EngineConfig;
-use openlora::fixtures::{write_adapter, write_model, write_peft, ModelSpec};
+use openlora::fixtures::{write_adapter, write_model, ModelSpec};
+use openlora::lora::save_peft;
 use openlora::lora::blake2_256;
 use openlora::models::gemma3::Proj;
 use openlora::server::{router, ServeOptions, ServerState};
@@ -241,7 +242,7 @@ async fn adapters_load_and_unload_at_run_time() {
 
     // Broken adapters are refused with a reason, and everyone else is still served.
     let bad = s.dir.path().join("bad");
-    write_peft(
+    save_peft(
         &bad,
         4,
         8.0,

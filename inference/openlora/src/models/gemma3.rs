@@ -16,7 +16,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
-use crate::lora::LoraBatch;
+use crate::lora::LoraDelta;
 
 /// The seven projections a LoRA adapter may target, in PEFT's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,8 +152,11 @@ pub struct BaseLinear {
 }
 
 impl BaseLinear {
-    fn new(t: QTensor) -> Result<Self> {
+    fn new(t: QTensor, dense: bool) -> Result<Self> {
         let out_dim = t.shape().dims()[0];
+        if dense {
+            return Ok(Self { w: QMatMul::Tensor(t.dequantize(&t.device())?), out_dim });
+        }
         // candle has SIMD CPU kernels for Q4_0, Q8_0 and the K-quants but only scalar ones for
         // Q4_1/Q5_0/Q5_1/Q8_1, which made Gemma's Q5_0 projections half of all CPU time.
         // Re-quantized to Q8_0 they keep more precision than they had, for 1.6x the bytes.
@@ -172,11 +175,17 @@ impl BaseLinear {
 struct RmsNorm {
     w: Tensor,
     eps: f32,
+    /// candle's fused kernel has no backward pass; the composed one does.
+    differentiable: bool,
 }
 
 impl RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::rms_norm(&x.contiguous()?, &self.w, self.eps)
+        if self.differentiable {
+            candle_nn::ops::rms_norm_slow(x, &self.w, self.eps)
+        } else {
+            candle_nn::ops::rms_norm(&x.contiguous()?, &self.w, self.eps)
+        }
     }
 }
 
@@ -216,6 +225,9 @@ impl SeqCache {
 
 pub struct Gemma3 {
     pub config: Gemma3Config,
+    /// Loaded for gradients ([`Gemma3::load_differentiable`]): dense f32 weights and ops that
+    /// have a backward pass.
+    differentiable: bool,
     embed: Arc<QTensor>,
     lm_head: QMatMul,
     final_norm: RmsNorm,
@@ -238,6 +250,17 @@ fn rope_tables(base: f64, head_dim: usize, max_pos: usize, dev: &Device) -> Resu
 impl Gemma3 {
     /// Loads the model from a GGUF file. `max_context` caps positions (and the rope tables).
     pub fn load(path: &Path, max_context: usize, device: &Device) -> anyhow::Result<Self> {
+        Self::load_with(path, max_context, device, false)
+    }
+
+    /// Loads the model for training and gradients: weights dequantized to f32 (candle's
+    /// quantized matmul has no backward pass; about 4 bytes per parameter) and differentiable
+    /// norms, rope and softmax. Use it with [`Gemma3::forward_all`].
+    pub fn load_differentiable(path: &Path, max_context: usize, device: &Device) -> anyhow::Result<Self> {
+        Self::load_with(path, max_context, device, true)
+    }
+
+    fn load_with(path: &Path, max_context: usize, device: &Device, differentiable: bool) -> anyhow::Result<Self> {
         let mut file = std::fs::File::open(path)
             .map_err(|e| anyhow::anyhow!("cannot open model {}: {e}", path.display()))?;
         let ct = gguf_file::Content::read(&mut file)
@@ -245,13 +268,17 @@ impl Gemma3 {
         let config = Gemma3Config::from_gguf(&ct)?;
         let mut get = |name: &str| ct.tensor(&mut file, name, device);
         let norm = |t: QTensor, eps: f64| -> Result<RmsNorm> {
-            Ok(RmsNorm { w: t.dequantize(device)?, eps: eps as f32 })
+            Ok(RmsNorm { w: t.dequantize(device)?, eps: eps as f32, differentiable })
         };
         let eps = config.rms_norm_eps;
         let embed = Arc::new(get("token_embd.weight")?);
         let lm_head = match ct.tensor_infos.contains_key("output.weight") {
-            true => QMatMul::from_qtensor(get("output.weight")?)?,
-            false => QMatMul::from_arc(embed.clone())?,
+            true => Arc::new(get("output.weight")?),
+            false => embed.clone(),
+        };
+        let lm_head = match differentiable {
+            true => QMatMul::Tensor(lm_head.dequantize(device)?),
+            false => QMatMul::from_arc(lm_head)?,
         };
         let final_norm = norm(get("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(config.num_layers);
@@ -259,7 +286,7 @@ impl Gemma3 {
             let mut t = |n: &str| get(&format!("blk.{l}.{n}.weight"));
             let projs = Proj::ALL
                 .iter()
-                .map(|p| BaseLinear::new(t(p.gguf_name())?))
+                .map(|p| BaseLinear::new(t(p.gguf_name())?, differentiable))
                 .collect::<Result<Vec<_>>>()?;
             layers.push(Layer {
                 attn_norm: norm(t("attn_norm")?, eps)?,
@@ -282,7 +309,17 @@ impl Gemma3 {
         let max_pos = max_context.min(config.context_length).max(1);
         let rope_global = rope_tables(config.rope_base, config.head_dim, max_pos, device)?;
         let rope_local = rope_tables(ROPE_LOCAL_BASE, config.head_dim, max_pos, device)?;
-        Ok(Self { config, embed, lm_head, final_norm, layers, rope_global, rope_local, device: device.clone() })
+        Ok(Self {
+            config,
+            differentiable,
+            embed,
+            lm_head,
+            final_norm,
+            layers,
+            rope_global,
+            rope_local,
+            device: device.clone(),
+        })
     }
 
     pub fn device(&self) -> &Device {
@@ -306,7 +343,7 @@ impl Gemma3 {
         x: &Tensor,
         layer: usize,
         proj: Proj,
-        lora: &LoraBatch<'_>,
+        lora: &impl LoraDelta,
     ) -> Result<Tensor> {
         let base = &self.layers[layer].projs[proj as usize];
         let y = base.w.forward(x)?;
@@ -318,8 +355,7 @@ impl Gemma3 {
 
     /// One forward pass over a ragged batch. Appends every sequence's new keys and values to
     /// its cache and returns the logits of each sequence's last new token (sequences × vocab).
-    pub fn forward(&self, seqs: &mut [SeqRows<'_>], lora: &LoraBatch<'_>) -> Result<Tensor> {
-        let cfg = &self.config;
+    pub fn forward(&self, seqs: &mut [SeqRows<'_>], lora: &impl LoraDelta) -> Result<Tensor> {
         let mut ids = Vec::new();
         let mut positions = Vec::new();
         for s in seqs.iter() {
@@ -333,6 +369,76 @@ impl Gemma3 {
             ids.extend_from_slice(s.tokens);
             positions.extend((start..start + s.tokens.len()).map(|p| p as u32));
         }
+        let x = self.layers_forward(ids, positions, lora, |l, q, k, v, window| {
+            let mut outs = Vec::with_capacity(seqs.len());
+            let mut row = 0;
+            for s in seqs.iter_mut() {
+                let n = s.tokens.len();
+                let start = s.cache.len;
+                let (k_all, v_all) = s.cache.layers[l]
+                    .append(&k.narrow(1, row, n)?.contiguous()?, &v.narrow(1, row, n)?.contiguous()?)?;
+                outs.push(self.attention(&q.narrow(1, row, n)?, &k_all, &v_all, start, window)?);
+                row += n;
+            }
+            Tensor::cat(&outs, 0)
+        })?;
+        let mut last = Vec::with_capacity(seqs.len());
+        let mut row = 0u32;
+        for s in seqs.iter_mut() {
+            row += s.tokens.len() as u32;
+            last.push(row - 1);
+            s.cache.len += s.tokens.len();
+        }
+        self.logits(&x, last)
+    }
+
+    /// A forward pass over whole sequences from position 0, with no cache, returning the
+    /// logits of the rows in `logit_rows` (indices into the concatenated tokens of `seqs`). On
+    /// a model from [`Gemma3::load_differentiable`] the result has a backward pass to the
+    /// LoRA parameters: this is what training and gradient attribution use.
+    pub fn forward_all(&self, seqs: &[&[u32]], lora: &impl LoraDelta, logit_rows: Vec<u32>) -> Result<Tensor> {
+        let mut ids = Vec::new();
+        let mut positions = Vec::new();
+        for s in seqs {
+            if s.is_empty() || s.len() > self.max_positions() {
+                candle_core::bail!("a sequence of {} tokens does not fit the context of {}", s.len(), self.max_positions());
+            }
+            ids.extend_from_slice(s);
+            positions.extend(0..s.len() as u32);
+        }
+        let x = self.layers_forward(ids, positions, lora, |_, q, k, v, window| {
+            let mut outs = Vec::with_capacity(seqs.len());
+            let mut row = 0;
+            for s in seqs {
+                let n = s.len();
+                let (k, v) = (k.narrow(1, row, n)?, v.narrow(1, row, n)?);
+                outs.push(self.attention(&q.narrow(1, row, n)?, &k, &v, 0, window)?);
+                row += n;
+            }
+            Tensor::cat(&outs, 0)
+        })?;
+        self.logits(&x, logit_rows)
+    }
+
+    fn logits(&self, x: &Tensor, rows: Vec<u32>) -> Result<Tensor> {
+        let n = rows.len();
+        let rows = Tensor::from_vec(rows, n, &self.device)?;
+        let x = self.final_norm.forward(&x.index_select(&rows, 0)?)?;
+        self.lm_head.forward(&x)?.to_dtype(DType::F32)
+    }
+
+    /// The decoder layers over rows `ids` at `positions`. `attend(layer, q, k, v, window)`
+    /// gets the roped queries (heads × rows × hd), keys and values (kv_heads × rows × hd) and
+    /// returns the attention output (rows × heads·hd): the callers differ only in where keys
+    /// and values come from. Returns the final hidden states (rows × hidden).
+    fn layers_forward(
+        &self,
+        ids: Vec<u32>,
+        positions: Vec<u32>,
+        lora: &impl LoraDelta,
+        mut attend: impl FnMut(usize, &Tensor, &Tensor, &Tensor, Option<usize>) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let cfg = &self.config;
         let rows = ids.len();
         let ids = Tensor::from_vec(ids, rows, &self.device)?;
         let positions = Tensor::from_vec(positions, rows, &self.device)?;
@@ -343,7 +449,6 @@ impl Gemma3 {
         let (cos_g, sin_g) = rope(&self.rope_global)?;
         let (cos_l, sin_l) = rope(&self.rope_local)?;
         let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let scale = 1.0 / (hd as f64).sqrt();
         for (l, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_norm.forward(&x)?;
             let q = self.linear(&h, l, Proj::Q, lora)?.reshape((rows, nh, hd))?;
@@ -353,24 +458,11 @@ impl Gemma3 {
             let k = layer.k_norm.forward(&k)?;
             // Rows as rope's time axis: each row carries its own sequence position.
             let (cos, sin) = if layer.sliding { (&cos_l, &sin_l) } else { (&cos_g, &sin_g) };
-            let q = candle_nn::rotary_emb::rope(&q.transpose(0, 1)?.unsqueeze(0)?.contiguous()?, cos, sin)?
-                .squeeze(0)?;
-            let k = candle_nn::rotary_emb::rope(&k.transpose(0, 1)?.unsqueeze(0)?.contiguous()?, cos, sin)?
-                .squeeze(0)?;
+            let q = self.rope(&q, cos, sin)?;
+            let k = self.rope(&k, cos, sin)?;
             let v = v.transpose(0, 1)?;
-            let mut outs = Vec::with_capacity(seqs.len());
-            let mut row = 0;
-            for s in seqs.iter_mut() {
-                let n = s.tokens.len();
-                let start = s.cache.len;
-                let (k_all, v_all) = s.cache.layers[l]
-                    .append(&k.narrow(1, row, n)?.contiguous()?, &v.narrow(1, row, n)?.contiguous()?)?;
-                let window = layer.sliding.then_some(cfg.sliding_window);
-                let o = attention(&q.narrow(1, row, n)?, &k_all, &v_all, start, window, scale)?;
-                outs.push(o);
-                row += n;
-            }
-            let attn = Tensor::cat(&outs, 0)?;
+            let window = layer.sliding.then_some(cfg.sliding_window);
+            let attn = attend(l, &q, &k, &v, window)?;
             let o = self.linear(&attn, l, Proj::O, lora)?;
             x = (x + layer.post_attn_norm.forward(&o)?)?;
             let h = layer.ffn_norm.forward(&x)?;
@@ -379,16 +471,53 @@ impl Gemma3 {
             let m = self.linear(&(g * u)?, l, Proj::Down, lora)?;
             x = (x + layer.post_ffn_norm.forward(&m)?)?;
         }
-        let mut last = Vec::with_capacity(seqs.len());
-        let mut row = 0u32;
-        for s in seqs.iter_mut() {
-            row += s.tokens.len() as u32;
-            last.push(row - 1);
-            s.cache.len += s.tokens.len();
-        }
-        let last = Tensor::from_vec(last, seqs.len(), &self.device)?;
-        let x = self.final_norm.forward(&x.index_select(&last, 0)?)?;
-        self.lm_head.forward(&x)?.to_dtype(DType::F32)
+        Ok(x)
+    }
+
+    /// Rope over rows × heads × hd, returning heads × rows × hd.
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let x = x.transpose(0, 1)?.unsqueeze(0)?.contiguous()?;
+        let y = match self.differentiable {
+            true => candle_nn::rotary_emb::rope_slow(&x, cos, sin)?,
+            false => candle_nn::rotary_emb::rope(&x, cos, sin)?,
+        };
+        y.squeeze(0)
+    }
+
+    /// Causal attention of one sequence's new queries (heads × n × hd) over its keys and
+    /// values (kv_heads × T × hd); the new queries sit at positions `start..start + n`.
+    /// Grouped-query: each key/value head serves `heads / kv_heads` query heads without being
+    /// copied.
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, start: usize, window: Option<usize>) -> Result<Tensor> {
+        let (nh, n, hd) = q.dims3()?;
+        let (nkv, t, _) = k.dims3()?;
+        let group = nh / nkv;
+        let q = q.contiguous()?.reshape((nkv, group * n, hd))?;
+        let scores = (q.matmul(&k.contiguous()?.t()?)? * (1.0 / (hd as f64).sqrt()))?.reshape((nkv, group, n, t))?;
+        let needs_mask = n > 1 || window.is_some_and(|w| t > w);
+        let scores = if needs_mask {
+            let mut mask = vec![0f32; n * t];
+            for i in 0..n {
+                let pos = start + i;
+                for j in 0..t {
+                    let visible = j <= pos && window.is_none_or(|w| pos - j < w);
+                    if !visible {
+                        mask[i * t + j] = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let mask = Tensor::from_vec(mask, (n, t), q.device())?.to_dtype(scores.dtype())?;
+            scores.broadcast_add(&mask)?
+        } else {
+            scores
+        };
+        let scores = scores.reshape((nkv, group * n, t))?.contiguous()?;
+        let p = match self.differentiable {
+            true => candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?,
+            false => candle_nn::ops::softmax_last_dim(&scores)?,
+        };
+        let o = p.matmul(&v.contiguous()?)?; // nkv × (group·n) × hd
+        o.reshape((nh, n, hd))?.transpose(0, 1)?.reshape((n, nh * hd))
     }
 }
 
@@ -400,44 +529,6 @@ impl BaseLinear {
         };
         (dims[0], dims.get(1).copied().unwrap_or(0))
     }
-}
-
-/// Causal attention of one sequence's new queries (heads × n × hd) over its whole cache
-/// (kv_heads × T × hd); the new queries sit at positions `start..start + n`. Grouped-query:
-/// each key/value head serves `heads / kv_heads` query heads without being copied.
-fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    start: usize,
-    window: Option<usize>,
-    scale: f64,
-) -> Result<Tensor> {
-    let (nh, n, hd) = q.dims3()?;
-    let (nkv, t, _) = k.dims3()?;
-    let group = nh / nkv;
-    let q = q.contiguous()?.reshape((nkv, group * n, hd))?;
-    let scores = (q.matmul(&k.t()?)? * scale)?.reshape((nkv, group, n, t))?;
-    let needs_mask = n > 1 || window.is_some_and(|w| t > w);
-    let scores = if needs_mask {
-        let mut mask = vec![0f32; n * t];
-        for i in 0..n {
-            let pos = start + i;
-            for j in 0..t {
-                let visible = j <= pos && window.is_none_or(|w| pos - j < w);
-                if !visible {
-                    mask[i * t + j] = f32::NEG_INFINITY;
-                }
-            }
-        }
-        let mask = Tensor::from_vec(mask, (n, t), q.device())?.to_dtype(scores.dtype())?;
-        scores.broadcast_add(&mask)?
-    } else {
-        scores
-    };
-    let p = candle_nn::ops::softmax_last_dim(&scores.reshape((nkv, group * n, t))?.contiguous()?)?;
-    let o = p.matmul(&v.contiguous()?)?; // nkv × (group·n) × hd
-    o.reshape((nh, n, hd))?.transpose(0, 1)?.reshape((n, nh * hd))
 }
 
 /// The GGUF tensor name of a projection's weight, for tools that write models.
