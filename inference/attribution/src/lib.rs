@@ -8,11 +8,15 @@
 //! - [`influence`]: DataInf's closed-form influence of each contribution's LoRA gradient on the
 //!   output's loss gradient.
 //!
-//! [`record`] is the canonical attribution record a receipt signs, and its hash. The model side
+//! [`record`] is the canonical attribution record a receipt signs, and its hash; [`lineage`] the
+//! manifest that ties an adapter to the datanet versions it was trained on. The model side
 //! (tokenizing, gradients) lives in `openlora`; this crate needs no model.
 
 pub mod hash;
+pub mod influence;
+pub mod lineage;
 pub mod ppm;
+pub mod record;
 pub mod span;
 
 pub use hash::{blake2_256, blake2_256_file, hex32, merkle_root, parse_hex32, Hash256};

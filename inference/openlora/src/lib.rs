@@ -2,6 +2,7 @@
 //! different adapters decoded together in one batch. See README.md for the design.
 
 pub mod adapters;
+pub mod attributor;
 pub mod engine;
 pub mod fixtures;
 pub mod lora;

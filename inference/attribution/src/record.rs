@@ -1,0 +1,230 @@
+//! The attribution record: everything needed to recompute an output's attribution, the result,
+//! and the hash a receipt signs.
+//!
+//! The hash is blake2-256 over [`AttributionRecord::canonical_bytes`], a fixed little-endian
+//! layout (no JSON, whose key order and number formatting vary between libraries). The JSON
+//! form is for people and HTTP; two records are the same record exactly when their hashes are.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{blake2_256, Hash256};
+use crate::ppm::Weight;
+use crate::span::SpanParams;
+
+/// Domain separation: a record hash can never collide with another kind of hash.
+const DOMAIN: &[u8] = b"openledger/attribution-record/v1";
+
+/// How the weights were computed, with the parameters that change them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Method {
+    /// [`crate::span`]: verbatim spans of the output in the training contributions.
+    Span { min_len: u32, max_occurrences: u64, top_k: u32 },
+    /// [`crate::influence`]: DataInf over the adapter's stored gradients.
+    Datainf { top_k: u32 },
+}
+
+impl Method {
+    pub fn span(p: &SpanParams) -> Self {
+        Method::Span { min_len: p.min_len as u32, max_occurrences: p.max_occurrences, top_k: p.top_k as u32 }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Span { .. } => "span",
+            Method::Datainf { .. } => "datainf",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributionRecord {
+    #[serde(flatten)]
+    pub method: Method,
+    #[serde(with = "hex32")]
+    pub base_model: Hash256,
+    /// The adapter's weights file hash; `None` for the base model, which has no lineage.
+    #[serde(with = "opt_hex32")]
+    pub adapter: Option<Hash256>,
+    /// The span index root or the gradient store hash the weights were computed against.
+    #[serde(with = "hex32")]
+    pub index_root: Hash256,
+    /// The receipt's prompt and output hashes (blake2-256 of the texts).
+    #[serde(with = "hex32")]
+    pub prompt_hash: Hash256,
+    #[serde(with = "hex32")]
+    pub output_hash: Hash256,
+    /// The tokens the model read and wrote: attribution works on tokens, and re-tokenizing
+    /// text need not give back the tokens a model generated.
+    pub prompt_tokens: Vec<u32>,
+    pub output_tokens: Vec<u32>,
+    /// Best first; empty means "no attribution" (nothing in the index shaped this output).
+    pub weights: Vec<Weight>,
+}
+
+impl AttributionRecord {
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(256 + 4 * (self.prompt_tokens.len() + self.output_tokens.len()) + 12 * self.weights.len());
+        b.extend_from_slice(DOMAIN);
+        match self.method {
+            Method::Span { min_len, max_occurrences, top_k } => {
+                b.push(0);
+                b.extend_from_slice(&min_len.to_le_bytes());
+                b.extend_from_slice(&max_occurrences.to_le_bytes());
+                b.extend_from_slice(&top_k.to_le_bytes());
+            }
+            Method::Datainf { top_k } => {
+                b.push(1);
+                b.extend_from_slice(&top_k.to_le_bytes());
+            }
+        }
+        b.extend_from_slice(&self.base_model);
+        match &self.adapter {
+            Some(h) => {
+                b.push(1);
+                b.extend_from_slice(h);
+            }
+            None => b.push(0),
+        }
+        for h in [&self.index_root, &self.prompt_hash, &self.output_hash] {
+            b.extend_from_slice(h);
+        }
+        for tokens in [&self.prompt_tokens, &self.output_tokens] {
+            b.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
+            tokens.iter().for_each(|t| b.extend_from_slice(&t.to_le_bytes()));
+        }
+        b.extend_from_slice(&(self.weights.len() as u32).to_le_bytes());
+        for w in &self.weights {
+            b.extend_from_slice(&w.contribution.to_le_bytes());
+            b.extend_from_slice(&w.ppm.to_le_bytes());
+        }
+        b
+    }
+
+    /// What a receipt signs.
+    pub fn hash(&self) -> Hash256 {
+        blake2_256(&self.canonical_bytes())
+    }
+}
+
+/// How a recomputed record compares with a claimed one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "verdict")]
+pub enum Verdict {
+    /// Byte-identical: same hash.
+    Match,
+    /// The inputs agree but the weights differ; `l1_ppm` is Σ |claimed − recomputed| over
+    /// contributions (0 to 2,000,000).
+    WeightsDiffer { l1_ppm: u64, recomputed: Vec<Weight> },
+    /// The claimed record names other inputs than the ones given (model, adapter, index,
+    /// output text); the weights were not compared.
+    InputsDiffer { field: &'static str },
+}
+
+/// Compares a record recomputed from the claimed record's inputs with the claim.
+pub fn compare(claimed: &AttributionRecord, recomputed: &AttributionRecord) -> Verdict {
+    let fields: [(&'static str, bool); 7] = [
+        ("method", claimed.method == recomputed.method),
+        ("base_model", claimed.base_model == recomputed.base_model),
+        ("adapter", claimed.adapter == recomputed.adapter),
+        ("index_root", claimed.index_root == recomputed.index_root),
+        ("prompt_hash", claimed.prompt_hash == recomputed.prompt_hash),
+        ("output_hash", claimed.output_hash == recomputed.output_hash),
+        ("tokens", claimed.prompt_tokens == recomputed.prompt_tokens && claimed.output_tokens == recomputed.output_tokens),
+    ];
+    if let Some((field, _)) = fields.iter().find(|(_, same)| !same) {
+        return Verdict::InputsDiffer { field };
+    }
+    if claimed.hash() == recomputed.hash() {
+        return Verdict::Match;
+    }
+    let mut l1 = 0u64;
+    let ppm_of = |ws: &[Weight], id| ws.iter().find(|w| w.contribution == id).map_or(0, |w| w.ppm as i64);
+    let mut ids: Vec<u64> = claimed.weights.iter().chain(&recomputed.weights).map(|w| w.contribution).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        l1 += (ppm_of(&claimed.weights, id) - ppm_of(&recomputed.weights, id)).unsigned_abs();
+    }
+    Verdict::WeightsDiffer { l1_ppm: l1, recomputed: recomputed.weights.clone() }
+}
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::hash::hex32(h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        crate::hash::parse_hex32(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a 0x-prefixed 32-byte hex hash")))
+    }
+}
+
+mod opt_hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match h {
+            Some(h) => super::hex32::serialize(h, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => crate::hash::parse_hex32(&s)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a 0x-prefixed 32-byte hex hash"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> AttributionRecord {
+        AttributionRecord {
+            method: Method::Span { min_len: 6, max_occurrences: 1000, top_k: 32 },
+            base_model: [1; 32],
+            adapter: Some([2; 32]),
+            index_root: [3; 32],
+            prompt_hash: [4; 32],
+            output_hash: [5; 32],
+            prompt_tokens: vec![2, 10, 11],
+            output_tokens: vec![12, 13],
+            weights: vec![Weight { contribution: 9, ppm: 700_000 }, Weight { contribution: 4, ppm: 300_000 }],
+        }
+    }
+
+    #[test]
+    fn json_round_trips_to_the_same_hash_and_any_change_changes_it() {
+        let r = record();
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"method\":\"span\"") && json.contains("\"adapter\":\"0x0202"));
+        let back: AttributionRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.hash(), r.hash());
+        let mut other = r.clone();
+        other.weights[0].ppm -= 1;
+        other.weights[1].ppm += 1;
+        assert_ne!(other.hash(), r.hash());
+        let mut other = r.clone();
+        other.adapter = None;
+        assert_ne!(other.hash(), r.hash());
+    }
+
+    #[test]
+    fn compare_names_what_differs() {
+        let r = record();
+        assert_eq!(compare(&r, &r.clone()), Verdict::Match);
+        let mut w = r.clone();
+        w.weights = vec![Weight { contribution: 9, ppm: 1_000_000 }];
+        assert!(matches!(compare(&r, &w), Verdict::WeightsDiffer { l1_ppm: 600_000, .. }));
+        let mut i = r.clone();
+        i.index_root = [0; 32];
+        assert_eq!(compare(&r, &i), Verdict::InputsDiffer { field: "index_root" });
+    }
+}
