@@ -4,6 +4,11 @@
 //! Every error is JSON, `{"error": {"message", "type", "code"}}`, with the status a client can
 //! act on: 400 bad input, 404 unknown adapter, 413 body too large, 422 adapter refused,
 //! 429 queue full.
+//!
+//! A completion of an adapter trained by ModelFactory can ask for attribution
+//! (`"attribution": true`, `"span"` or `"datainf"`; `openlora --attribution` sets a default):
+//! the response then carries the attribution record (see `attributor`) and its hash, which the
+//! receipt names.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -28,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::adapters::{register_dir, AdapterStore, StoreError};
+use crate::attributor::{AttributionCache, Attributor, Completion, MethodChoice};
 use crate::engine::{Engine, EngineConfig, Event, Finish, Request, SubmitError};
 use crate::lora::{blake2_256, blake2_256_file, Hash256};
 use crate::metrics::Metrics;
@@ -51,6 +57,8 @@ pub struct ServeOptions {
     pub max_context: usize,
     pub engine: EngineConfig,
     pub device: Device,
+    /// Attribution for requests that do not say (`None`: only on request).
+    pub default_attribution: Option<MethodChoice>,
 }
 
 impl ServeOptions {
@@ -66,6 +74,7 @@ impl ServeOptions {
             max_context: 4096,
             engine: EngineConfig::default(),
             device: Device::Cpu,
+            default_attribution: None,
         }
     }
 }
@@ -77,6 +86,9 @@ pub struct ServerState {
     /// blake2-256 of the base model file.
     pub base_hash: Hash256,
     pub chat: ChatTemplate,
+    attributor: Attributor,
+    attribution_data: AttributionCache,
+    default_attribution: Option<MethodChoice>,
 }
 
 impl ServerState {
@@ -113,7 +125,15 @@ impl ServerState {
         }
         let chat = ChatTemplate::for_tokenizer(&tokenizer);
         let engine = Engine::start(model, tokenizer, Arc::new(Mutex::new(store)), opts.engine, metrics);
-        Ok(Self { engine, base_name: opts.served_model_name, base_hash, chat })
+        Ok(Self {
+            engine,
+            base_name: opts.served_model_name,
+            base_hash,
+            chat,
+            attributor: Attributor::new(&opts.model, opts.max_context),
+            attribution_data: AttributionCache::default(),
+            default_attribution: opts.default_attribution,
+        })
     }
 }
 
@@ -239,6 +259,15 @@ struct Common {
     n: Option<usize>,
     #[serde(default)]
     ignore_eos: bool,
+    attribution: Option<AttributionField>,
+}
+
+/// `"attribution": true | false | "span" | "datainf"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AttributionField {
+    Flag(bool),
+    Method(String),
 }
 
 #[derive(Deserialize)]
@@ -335,6 +364,8 @@ struct Prepared {
     stop: Vec<String>,
     ignore_eos: bool,
     stream: bool,
+    /// The method and the adapter's folder, when this completion is to be attributed.
+    attribution: Option<(MethodChoice, PathBuf)>,
 }
 
 /// Completions default to OpenAI's 16 tokens; chat to whatever the context leaves, capped.
@@ -357,8 +388,16 @@ fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> R
     if stop.len() > 4 || stop.iter().any(|s| s.len() > 256) {
         return Err(ApiError::bad("at most 4 stop sequences of at most 256 bytes"));
     }
-    let adapter = if c.model == state.base_name {
-        None
+    let explicit = match c.attribution {
+        None => None,
+        Some(AttributionField::Flag(false)) => Some(None),
+        Some(AttributionField::Flag(true)) => Some(Some(state.default_attribution.unwrap_or(MethodChoice::Span))),
+        Some(AttributionField::Method(m)) => Some(Some(
+            MethodChoice::parse(&m).ok_or_else(|| ApiError::bad(format!("unknown attribution method `{m}`: span or datainf")))?,
+        )),
+    };
+    let (adapter, adapter_dir) = if c.model == state.base_name {
+        (None, None)
     } else {
         let store = state.engine.store.lock().unwrap_or_else(|e| e.into_inner());
         let reg = store.resolve(&c.model).ok_or_else(|| {
@@ -368,7 +407,21 @@ fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> R
                 format!("the model `{}` does not exist: no base model or adapter has that name", c.model),
             )
         })?;
-        Some(reg.name.clone())
+        (Some(reg.name.clone()), Some(reg.header.dir.clone()))
+    };
+    let trained = adapter_dir.filter(|d| d.join(attribution::lineage::LINEAGE_FILE).is_file());
+    // Asked for explicitly, attribution must be possible; a server default applies where it is.
+    let attribution = match (explicit, trained) {
+        (Some(None), _) | (None, None) => None,
+        (None, Some(dir)) => state.default_attribution.map(|m| (m, dir)),
+        (Some(Some(m)), Some(dir)) => Some((m, dir)),
+        (Some(Some(_)), None) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_attribution_data",
+                format!("`{}` has no lineage: attribution needs an adapter trained by modelfactory", c.model),
+            ))
+        }
     };
     let enc = state
         .engine
@@ -393,6 +446,7 @@ fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> R
         stop,
         ignore_eos: c.ignore_eos,
         stream: c.stream,
+        attribution,
     })
 }
 
@@ -445,8 +499,9 @@ enum Kind {
     Chat,
 }
 
-/// The fields a chain receipt will need, for one finished completion.
-fn receipt(state: &ServerState, p_text: &str, prompt_tokens: usize, f: &Finish) -> Value {
+/// The fields a chain receipt will need, for one finished completion, and its attribution when
+/// one was asked for (the receipt then names the record's hash).
+fn receipt(state: &ServerState, p_text: &str, prompt_tokens: usize, f: &Finish, attribution: &Option<Value>) -> Value {
     json!({
         "base_model_hash": hex32(&state.base_hash),
         "adapter_hash": f.adapter_hash.as_ref().map(hex32),
@@ -454,7 +509,41 @@ fn receipt(state: &ServerState, p_text: &str, prompt_tokens: usize, f: &Finish) 
         "output_hash": hex32(&blake2_256(f.text.as_bytes())),
         "input_tokens": prompt_tokens,
         "output_tokens": f.output_tokens.len(),
+        "attribution_record_hash": attribution.as_ref().map(|a| a["record_hash"].clone()),
     })
+}
+
+/// Attributes a finished completion on a blocking thread (the gradient method takes seconds).
+async fn attribute(state: &Arc<ServerState>, p: &Prepared, f: &Finish) -> Result<Option<Value>, ApiError> {
+    let Some((method, dir)) = p.attribution.clone() else { return Ok(None) };
+    let Some(adapter) = f.adapter_hash else { return Ok(None) };
+    let (state, prompt, output) = (state.clone(), p.prompt.clone(), f.output_tokens.clone());
+    let (prompt_hash, output_hash) = (blake2_256(p.prompt_text.as_bytes()), blake2_256(f.text.as_bytes()));
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
+        let data = state.attribution_data.get(adapter, &dir, &state.base_hash)?;
+        let c = Completion {
+            base_model: state.base_hash,
+            adapter: Some(adapter),
+            prompt_hash,
+            output_hash,
+            prompt_tokens: &prompt,
+            output_tokens: &output,
+        };
+        let a = state.attributor.attribute(method, &data, &c)?;
+        Ok(json!({
+            "method": a.record.method.name(),
+            "weights": a.record.weights,
+            "index_root": hex32(&a.record.index_root),
+            "record_hash": hex32(&a.record.hash()),
+            "record": a.record,
+            "spans": a.spans,
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "attribution_failed", e.to_string()))?;
+    result
+        .map(Some)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "attribution_failed", format!("{e:#}")))
 }
 
 fn usage(prompt_tokens: usize, f: &Finish) -> Value {
@@ -470,17 +559,17 @@ async fn run(state: Arc<ServerState>, p: Prepared, kind: Kind) -> Result<Respons
     let prompt_tokens = p.prompt.len();
     state.engine.submit(Request {
         adapter: p.adapter.clone(),
-        prompt: p.prompt,
+        prompt: p.prompt.clone(),
         max_tokens: p.max_tokens,
-        sampling: p.sampling,
-        stop: p.stop,
+        sampling: p.sampling.clone(),
+        stop: p.stop.clone(),
         ignore_eos: p.ignore_eos,
         events: tx,
     })?;
     let id = format!("{}-{}", match kind { Kind::Completion => "cmpl", Kind::Chat => "chatcmpl" }, hex::encode(&blake2_256(format!("{:?}{}", std::time::Instant::now(), p.prompt_text).as_bytes())[..12]));
     let created = now();
     if p.stream {
-        let stream = stream_events(state, rx, id, created, p.model, p.prompt_text, prompt_tokens, kind);
+        let stream = stream_events(state, rx, id, created, p, kind);
         return Ok(Sse::new(stream).into_response());
     }
     let mut rx = rx;
@@ -501,11 +590,13 @@ async fn run(state: Arc<ServerState>, p: Prepared, kind: Kind) -> Result<Respons
         Kind::Chat => json!({"index": 0, "message": {"role": "assistant", "content": f.text}, "finish_reason": f.reason.as_str()}),
     };
     let object = match kind { Kind::Completion => "text_completion", Kind::Chat => "chat.completion" };
+    let attribution = attribute(&state, &p, &f).await?;
     Ok(Json(json!({
         "id": id, "object": object, "created": created, "model": p.model,
         "choices": [choice],
         "usage": usage(prompt_tokens, &f),
-        "receipt": receipt(&state, &p.prompt_text, prompt_tokens, &f),
+        "receipt": receipt(&state, &p.prompt_text, prompt_tokens, &f, &attribution),
+        "attribution": attribution,
     }))
     .into_response())
 }
@@ -517,17 +608,16 @@ fn failure(msg: crate::engine::Failure) -> ApiError {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stream_events(
     state: Arc<ServerState>,
     rx: mpsc::UnboundedReceiver<Event>,
     id: String,
     created: u64,
-    model: String,
-    prompt_text: String,
-    prompt_tokens: usize,
+    p: Prepared,
     kind: Kind,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let p = Arc::new(p);
+    let model = p.model.clone();
     let object = match kind { Kind::Completion => "text_completion", Kind::Chat => "chat.completion.chunk" };
     let chunk = move |text: Option<&str>, finish: Option<&str>, first: bool| -> Value {
         let choice = match kind {
@@ -545,33 +635,36 @@ fn stream_events(
         };
         json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]})
     };
+    let chunk = Arc::new(chunk);
     let mut first = true;
-    let mut done = false;
     UnboundedReceiverStream::new(rx)
-        .map(move |ev| {
-            let data = match ev {
-                Event::Text(t) => {
-                    let c = chunk(Some(&t), None, first);
-                    first = false;
-                    c
+        .then(move |ev| {
+            let (state, p, chunk) = (state.clone(), p.clone(), chunk.clone());
+            let was_first = std::mem::replace(&mut first, false);
+            async move {
+                let (data, done) = match ev {
+                    Event::Text(t) => (chunk(Some(&t), None, was_first), false),
+                    Event::Finished(f) => {
+                        let prompt_tokens = p.prompt.len();
+                        let mut c = chunk(None, Some(f.reason.as_str()), was_first);
+                        match attribute(&state, &p, &f).await {
+                            Ok(a) => {
+                                c["usage"] = usage(prompt_tokens, &f);
+                                c["receipt"] = receipt(&state, &p.prompt_text, prompt_tokens, &f, &a);
+                                c["attribution"] = a.unwrap_or(Value::Null);
+                            }
+                            Err(e) => c = e.json(),
+                        }
+                        (c, true)
+                    }
+                    Event::Failed(m) => (failure(m).json(), true),
+                };
+                let mut out = vec![Ok(SseEvent::default().data(data.to_string()))];
+                if done {
+                    out.push(Ok(SseEvent::default().data("[DONE]")));
                 }
-                Event::Finished(f) => {
-                    done = true;
-                    let mut c = chunk(None, Some(f.reason.as_str()), first);
-                    c["usage"] = usage(prompt_tokens, &f);
-                    c["receipt"] = receipt(&state, &prompt_text, prompt_tokens, &f);
-                    c
-                }
-                Event::Failed(m) => {
-                    done = true;
-                    failure(m).json()
-                }
-            };
-            let mut out = vec![Ok(SseEvent::default().data(data.to_string()))];
-            if done {
-                out.push(Ok(SseEvent::default().data("[DONE]")));
+                futures::stream::iter(out)
             }
-            futures::stream::iter(out)
         })
         .flatten()
 }

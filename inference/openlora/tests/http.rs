@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use openlora::engine::EngineConfig;
 use openlora::fixtures::{write_adapter, write_model, ModelSpec};
-use openlora::lora::save_peft;
-use openlora::lora::blake2_256;
+use openlora::lora::{blake2_256, save_peft};
 use openlora::models::gemma3::Proj;
 use openlora::server::{router, ServeOptions, ServerState};
 use serde_json::{json, Value};

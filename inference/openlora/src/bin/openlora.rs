@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use openlora::attributor::MethodChoice;
 use openlora::engine::EngineConfig;
 use openlora::server::{router, ServeOptions, ServerState};
 
@@ -50,6 +51,10 @@ struct Cli {
     max_kv_tokens: usize,
     #[arg(long, default_value_t = EngineConfig::default().max_queue)]
     max_queue: usize,
+    /// Attribute every completion of an adapter trained by modelfactory, with this method
+    /// (span or datainf), unless the request says `"attribution": false`.
+    #[arg(long, env = "OPENLORA_ATTRIBUTION")]
+    attribution: Option<String>,
     /// `cpu`, or `cuda` / `cuda:N` in a build with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -88,6 +93,11 @@ async fn main() -> anyhow::Result<()> {
             max_kv_tokens: cli.max_kv_tokens,
             max_queue: cli.max_queue,
         },
+        default_attribution: cli
+            .attribution
+            .as_deref()
+            .map(|m| MethodChoice::parse(m).with_context(|| format!("--attribution {m}: use span or datainf")))
+            .transpose()?,
     };
     let name = opts.served_model_name.clone();
     let state = Arc::new(tokio::task::block_in_place(|| ServerState::open(opts))?);

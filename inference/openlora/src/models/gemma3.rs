@@ -149,14 +149,51 @@ fn md<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Value>
 pub struct BaseLinear {
     w: QMatMul,
     out_dim: usize,
+    /// Set on a model loaded for gradients.
+    frozen: Option<Frozen>,
+}
+
+/// A base projection in a differentiable model: the serving forward pass, and a backward pass
+/// to the input only. (candle's matmul backward also computes the weight's gradient, a tensor
+/// as large as the weight, on every step, which a frozen base model never needs: for Gemma's
+/// 262k-token LM head alone that is 670 MB and as many FLOPs as the forward pass.)
+#[derive(Clone)]
+struct Frozen {
+    w: Arc<QTensor>,
+    /// The transposed weights (in × out), for `∂x = ∂y · W`: Q8_0, or f32 for f32 models.
+    w_t: Arc<QTensor>,
+}
+
+impl Frozen {
+    fn new(w: Arc<QTensor>) -> Result<Self> {
+        let dense_t = w.dequantize(&Device::Cpu)?.t()?.contiguous()?;
+        let out_dim = w.shape().dims()[0];
+        let dtype = match w.dtype() {
+            GgmlDType::F32 => GgmlDType::F32,
+            _ if out_dim % GgmlDType::Q8_0.block_size() == 0 => GgmlDType::Q8_0,
+            _ => GgmlDType::F32,
+        };
+        Ok(Self { w, w_t: Arc::new(QTensor::quantize(&dense_t, dtype)?) })
+    }
+}
+
+impl candle_core::CustomOp1 for Frozen {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(&self, storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        candle_core::CustomOp1::cpu_fwd(self.w.as_ref(), storage, layout)
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        grad_res.contiguous()?.apply_op1_no_bwd(self.w_t.as_ref()).map(Some)
+    }
 }
 
 impl BaseLinear {
-    fn new(t: QTensor, dense: bool) -> Result<Self> {
+    fn new(t: QTensor, differentiable: bool) -> Result<Self> {
         let out_dim = t.shape().dims()[0];
-        if dense {
-            return Ok(Self { w: QMatMul::Tensor(t.dequantize(&t.device())?), out_dim });
-        }
         // candle has SIMD CPU kernels for Q4_0, Q8_0 and the K-quants but only scalar ones for
         // Q4_1/Q5_0/Q5_1/Q8_1, which made Gemma's Q5_0 projections half of all CPU time.
         // Re-quantized to Q8_0 they keep more precision than they had, for 1.6x the bytes.
@@ -168,7 +205,22 @@ impl BaseLinear {
             }
             _ => t,
         };
-        Ok(Self { w: QMatMul::from_qtensor(t)?, out_dim })
+        Self::from_arc(Arc::new(t), differentiable, out_dim)
+    }
+
+    fn from_arc(t: Arc<QTensor>, differentiable: bool, out_dim: usize) -> Result<Self> {
+        let frozen = match differentiable {
+            true => Some(Frozen::new(t.clone())?),
+            false => None,
+        };
+        Ok(Self { w: QMatMul::from_arc(t)?, out_dim, frozen })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.frozen {
+            Some(f) => x.contiguous()?.apply_op1(f.clone()),
+            _ => self.w.forward(x),
+        }
     }
 }
 
@@ -229,7 +281,7 @@ pub struct Gemma3 {
     /// have a backward pass.
     differentiable: bool,
     embed: Arc<QTensor>,
-    lm_head: QMatMul,
+    lm_head: BaseLinear,
     final_norm: RmsNorm,
     layers: Vec<Layer>,
     rope_global: (Tensor, Tensor),
@@ -253,9 +305,10 @@ impl Gemma3 {
         Self::load_with(path, max_context, device, false)
     }
 
-    /// Loads the model for training and gradients: weights dequantized to f32 (candle's
-    /// quantized matmul has no backward pass; about 4 bytes per parameter) and differentiable
-    /// norms, rope and softmax. Use it with [`Gemma3::forward_all`].
+    /// Loads the model for training and gradients: projections with a backward pass to their
+    /// input (through a transposed Q8_0 copy of each weight, about one more byte per
+    /// parameter) and differentiable norms, rope and softmax. Use it with
+    /// [`Gemma3::forward_all`].
     pub fn load_differentiable(path: &Path, max_context: usize, device: &Device) -> anyhow::Result<Self> {
         Self::load_with(path, max_context, device, true)
     }
@@ -276,10 +329,7 @@ impl Gemma3 {
             true => Arc::new(get("output.weight")?),
             false => embed.clone(),
         };
-        let lm_head = match differentiable {
-            true => QMatMul::Tensor(lm_head.dequantize(device)?),
-            false => QMatMul::from_arc(lm_head)?,
-        };
+        let lm_head = BaseLinear::from_arc(lm_head, differentiable, config.vocab_size)?;
         let final_norm = norm(get("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for l in 0..config.num_layers {
@@ -346,7 +396,7 @@ impl Gemma3 {
         lora: &impl LoraDelta,
     ) -> Result<Tensor> {
         let base = &self.layers[layer].projs[proj as usize];
-        let y = base.w.forward(x)?;
+        let y = base.forward(x)?;
         match lora.delta(x, layer, proj, base.out_dim)? {
             Some(d) => y + d,
             None => Ok(y),
