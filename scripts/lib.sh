@@ -38,6 +38,7 @@ cargo_inference() {
 	RUSTFLAGS="-C target-cpu=x86-64-v3" cargo "$@" --manifest-path "$BUILD_LINK/inference/Cargo.toml"
 }
 OPENLORA_BIN="$CARGO_TARGET_DIR/release/openlora"
+MODELFACTORY_BIN="$CARGO_TARGET_DIR/release/modelfactory"
 
 # The first half of both README commands: the toolchain, then the node.
 setup_and_build_node() {

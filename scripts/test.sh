@@ -25,7 +25,7 @@ step "end-to-end tests (real nodes, polkadot.js)"
 (
 	cd tests/e2e
 	npm ci --no-audit --no-fund --loglevel=error
-	OPENLEDGER_NODE="$NODE_BIN" OPENLORA_BIN="$OPENLORA_BIN" npm test
+	OPENLEDGER_NODE="$NODE_BIN" OPENLORA_BIN="$OPENLORA_BIN" MODELFACTORY_BIN="$MODELFACTORY_BIN" npm test
 )
 
 step "all tests passed"
