@@ -35,6 +35,42 @@ pub fn parse_hex32(s: &str) -> Option<Hash256> {
     bytes.try_into().ok()
 }
 
+/// Serde as `0x` hex, for `#[serde(with = "crate::hash::serde_hex")]`.
+pub mod serde_hex {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use super::{hex32, parse_hex32, Hash256};
+
+    pub fn serialize<S: Serializer>(h: &Hash256, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex32(h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash256, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_hex32(&s).ok_or_else(|| D::Error::custom(format!("{s:?} is not a 0x-prefixed 32-byte hex hash")))
+    }
+
+    /// The same for `Option<Hash256>` (`null` for none).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::Hash256;
+
+        pub fn serialize<S: Serializer>(h: &Option<Hash256>, s: S) -> Result<S::Ok, S::Error> {
+            match h {
+                Some(h) => super::serialize(h, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Hash256>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] Hash256);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+        }
+    }
+}
+
 /// The `hash_db::Hasher` the runtime's `BlakeTwo256` is, so that `binary-merkle-tree` builds the
 /// very root `pallet-datanets` stores.
 struct BlakeTwo256;

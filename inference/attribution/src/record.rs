@@ -41,18 +41,18 @@ impl Method {
 pub struct AttributionRecord {
     #[serde(flatten)]
     pub method: Method,
-    #[serde(with = "hex32")]
+    #[serde(with = "crate::hash::serde_hex")]
     pub base_model: Hash256,
     /// The adapter's weights file hash; `None` for the base model, which has no lineage.
-    #[serde(with = "opt_hex32")]
+    #[serde(with = "crate::hash::serde_hex::option")]
     pub adapter: Option<Hash256>,
     /// The span index root or the gradient store hash the weights were computed against.
-    #[serde(with = "hex32")]
+    #[serde(with = "crate::hash::serde_hex")]
     pub index_root: Hash256,
     /// The receipt's prompt and output hashes (blake2-256 of the texts).
-    #[serde(with = "hex32")]
+    #[serde(with = "crate::hash::serde_hex")]
     pub prompt_hash: Hash256,
-    #[serde(with = "hex32")]
+    #[serde(with = "crate::hash::serde_hex")]
     pub output_hash: Hash256,
     /// The tokens the model read and wrote: attribution works on tokens, and re-tokenizing
     /// text need not give back the tokens a model generated.
@@ -147,39 +147,6 @@ pub fn compare(claimed: &AttributionRecord, recomputed: &AttributionRecord) -> V
         l1 += (ppm_of(&claimed.weights, id) - ppm_of(&recomputed.weights, id)).unsigned_abs();
     }
     Verdict::WeightsDiffer { l1_ppm: l1, recomputed: recomputed.weights.clone() }
-}
-
-mod hex32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::hash::hex32(h))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let s = String::deserialize(d)?;
-        crate::hash::parse_hex32(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a 0x-prefixed 32-byte hex hash")))
-    }
-}
-
-mod opt_hex32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(h: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        match h {
-            Some(h) => super::hex32::serialize(h, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) => crate::hash::parse_hex32(&s)
-                .map(Some)
-                .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a 0x-prefixed 32-byte hex hash"))),
-        }
-    }
 }
 
 #[cfg(test)]

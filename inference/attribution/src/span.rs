@@ -51,7 +51,7 @@ pub use disk::{FileInfo, ShardFiles, ShardInfo};
 pub struct Cover {
     pub datanet_id: Option<u32>,
     pub version: Option<u32>,
-    #[serde(with = "disk::hex_hash")]
+    #[serde(with = "crate::hash::serde_hex")]
     pub merkle_root: Hash256,
 }
 

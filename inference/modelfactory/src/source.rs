@@ -6,7 +6,7 @@ use std::path::Path;
 
 use attribution::lineage::ContributionRef;
 use attribution::span::Cover;
-use attribution::{blake2_256, hex32, merkle_root, parse_hex32, ContributionId, Hash256};
+use attribution::{blake2_256, hex32, merkle_root, ContributionId, Hash256};
 use parity_scale_codec::{Decode, Encode};
 
 /// One accepted contribution and its file.
@@ -221,11 +221,6 @@ impl Node {
         }
         Ok((versions, refs))
     }
-}
-
-/// Parses `0x…` or bare hex as a content hash.
-pub fn parse_hash(s: &str) -> Option<Hash256> {
-    parse_hex32(s)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use attribution::hex32;
 use candle_core::Device;
 
 use axum::body::Bytes;
@@ -217,10 +218,6 @@ fn parse<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) ->
         ApiError::new(status, code, e.body_text())
     })?;
     serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("invalid JSON body: {e}")))
-}
-
-fn hex32(h: &Hash256) -> String {
-    format!("0x{}", hex::encode(h))
 }
 
 fn now() -> u64 {

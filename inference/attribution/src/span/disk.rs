@@ -35,7 +35,7 @@ const FORMAT: u32 = 1;
 pub struct FileInfo {
     pub name: String,
     pub bytes: u64,
-    #[serde(with = "hex_hash")]
+    #[serde(with = "crate::hash::serde_hex")]
     pub blake2_256: Hash256,
 }
 
@@ -394,20 +394,6 @@ impl<T: Word> Words<T> {
 }
 
 /// Serde for hashes as `0x` hex strings, the form the chain prints.
-pub(super) mod hex_hash {
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
-
-    use crate::hash::{hex32, parse_hex32, Hash256};
-
-    pub fn serialize<S: Serializer>(h: &Hash256, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex32(h))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash256, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_hex32(&s).ok_or_else(|| D::Error::custom(format!("{s:?} is not a 32-byte hex hash")))
-    }
-}
 
 #[cfg(test)]
 mod tests {
