@@ -161,6 +161,49 @@ fn gradient_attribution_sums_to_a_million_and_recomputes_identically() {
 }
 
 #[test]
+fn a_new_version_reuses_the_index_shards_of_the_previous_one() {
+    let s = setup();
+    // Version 1: the first eight texts; version 2 adds the other four.
+    let (v1_dir, v2_dir) = (s.dir.path().join("v1"), s.dir.path().join("v2"));
+    for (dir, range) in [(&v1_dir, 0..8), (&v2_dir, 8..12)] {
+        std::fs::create_dir_all(dir).unwrap();
+        for i in range {
+            std::fs::write(dir.join(format!("{i:02}.txt")), TEXTS[i]).unwrap();
+        }
+    }
+    let version = |dir: &Path, n: u32, first_id: u64| {
+        let (mut data, mut refs) = read_folder(dir).unwrap();
+        data.cover.datanet_id = Some(4);
+        data.cover.version = Some(n);
+        for (c, r) in data.contributions.iter_mut().zip(refs.iter_mut()) {
+            c.id += first_id;
+            r.id += first_id;
+        }
+        (data, refs)
+    };
+    let train_on = |versions: Vec<(modelfactory::source::VersionData, Vec<attribution::lineage::ContributionRef>)>, out: &str, index_from: Option<PathBuf>| {
+        let refs = versions.iter().flat_map(|v| v.1.clone()).collect();
+        let data = versions.into_iter().map(|v| v.0).collect();
+        let out = s.dir.path().join(out);
+        factory::train(&s.model, data, refs, &TrainOptions { hyper: hyper(1), index_from }, &out).unwrap()
+    };
+    let first = train_on(vec![version(&v1_dir, 1, 0)], "first", None);
+    let reused = train_on(vec![version(&v1_dir, 1, 0), version(&v2_dir, 2, 8)], "second", Some(s.dir.path().join("first").join(SPAN_INDEX_DIR)));
+    let fresh = train_on(vec![version(&v1_dir, 1, 0), version(&v2_dir, 2, 8)], "fresh", None);
+    assert_eq!(reused.span_index_root, fresh.span_index_root, "reusing a shard builds the same index");
+    assert_ne!(first.span_index_root, fresh.span_index_root);
+    assert_eq!(reused.covers().len(), 2);
+    assert_eq!(reused.datanets[1].contributions.iter().map(|c| c.id).collect::<Vec<_>>(), vec![8, 9, 10, 11]);
+    // The second adapter attributes a copy of a version-2 text to its contribution.
+    let base = blake2_256_file(&s.model).unwrap();
+    let data = AdapterAttribution::open(&s.dir.path().join("second"), &base).unwrap();
+    let output = tokens(&s.model, "every clock on his wall shows a different city", false);
+    let prompt = tokens(&s.model, "the clockmaker", true);
+    let a = Attributor::new(&s.model, 64).attribute(MethodChoice::Span, &data, &completion(&s, &reused, &prompt, &output)).unwrap();
+    assert_eq!(a.record.weights[0].contribution, 11);
+}
+
+#[test]
 fn what_does_not_fit_is_refused_with_a_clear_error() {
     let s = setup();
     let (out, lineage) = train(&s, "adapter", 1);
