@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod lora;
 pub mod metrics;
 pub mod models;
+pub mod plot;
 pub mod sampling;
 pub mod server;
 pub mod tokenizer;

@@ -6,7 +6,7 @@
 //! adapter is prompted for it (greedy), the output is attributed with the span and the DataInf
 //! method, and we count how often the planted contribution is the top-1 and in the top 5: over
 //! all outputs, and over the outputs that reproduce the planted fact. Prints a markdown table;
-//! `--out DIR` also writes `poa-bench.json` and `poa-bench.md`.
+//! `--out DIR` also writes `poa-bench.json`, `poa-bench.md` and the plot `poa-bench.png`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -178,7 +178,49 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(out.join("poa-bench.md"), &table)?;
         let json = serde_json::json!({"span": span, "datainf": grad, "training": lineage.training, "samples": samples});
         std::fs::write(out.join("poa-bench.json"), serde_json::to_vec_pretty(&json)?).context("writing the results")?;
+        let rate = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let bars = [("span", &span), ("datainf", &grad)].map(|(name, t)| {
+            (name, [rate(t.top1, t.outputs), rate(t.top5, t.outputs), rate(t.reproduced_top1, t.reproduced), rate(t.reproduced_top5, t.reproduced)])
+        });
+        plot(&out.join("poa-bench.png"), &format!("Attribution accuracy, {} planted facts + {} distractors", args.facts, args.distractors), &bars)?;
     }
+    Ok(())
+}
+
+/// Grouped bars: per method, top-1 and top-5 over all outputs and over the reproducing ones.
+fn plot(path: &std::path::Path, title: &str, bars: &[(&str, [f64; 4])]) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    openlora::plot::register_font()?;
+    let groups = ["top-1, all", "top-5, all", "top-1, reproduced", "top-5, reproduced"];
+    let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..groups.len() as f64, 0f64..1.05f64)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - i as f64 - 0.5).abs() < 0.01 { groups.get(i).map(|g| g.to_string()).unwrap_or_default() } else { String::new() }
+        })
+        .y_desc("share of outputs where the planted contribution ranks there")
+        .draw()?;
+    let colors = [BLUE, RED];
+    let width = 0.8 / bars.len() as f64;
+    for (m, ((name, values), color)) in bars.iter().zip(colors).enumerate() {
+        let rects = values.iter().enumerate().map(move |(g, &v)| {
+            let x0 = g as f64 + 0.1 + m as f64 * width;
+            Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v)], color.filled())
+        });
+        chart.draw_series(rects)?.label(*name).legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+    }
+    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 16)).draw()?;
+    root.present()?;
     Ok(())
 }
 

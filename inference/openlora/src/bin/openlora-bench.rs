@@ -216,11 +216,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn plot(path: &std::path::Path, title: &str, curves: &[(&str, Vec<(usize, f64)>)], sequential: f64) -> anyhow::Result<()> {
-    // Built in (DejaVu's licence allows it; Debian's fonts-dejavu-core, installed by
-    // scripts/setup.sh, provides it at build time) so the plot works on machines without fonts.
-    const FONT: &[u8] = include_bytes!("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
-    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-        .map_err(|_| anyhow::anyhow!("the built-in DejaVu Sans is not a usable font"))?;
+    openlora::plot::register_font()?;
     let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let max_y = curves.iter().flat_map(|c| c.1.iter().map(|p| p.1)).fold(sequential, f64::max) * 1.15;
