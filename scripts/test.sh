@@ -11,7 +11,7 @@ setup_and_build_node
 step "unit tests"
 cargo_at_build_link test --release --locked --workspace
 
-step "OpenLoRA engine: build and tests (inference/ workspace: numerics, adapter store, HTTP API)"
+step "inference/ workspace: build and tests (OpenLoRA engine, attribution, ModelFactory)"
 cargo_inference build --release --locked
 cargo_inference test --release --locked
 
