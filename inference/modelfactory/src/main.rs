@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use attribution::lineage::{HyperParameters, Lineage};
+use attribution::lineage::HyperParameters;
 use attribution::record::{AttributionRecord, Verdict};
-use attribution::{blake2_256, blake2_256_file, parse_hex32};
+use attribution::{blake2_256_file, parse_hex32};
 use clap::{Args, Parser, Subcommand};
 use modelfactory::factory::{self, TrainOptions};
 use attribution::lineage::ContributionRef;
@@ -220,16 +220,9 @@ fn attribute(model: &Path, adapter: &Path, prompt: &str, output: &str, choice: M
     let tok = factory::tokenizer_for(model)?;
     let base_model = blake2_256_file(model)?;
     let data = AdapterAttribution::open(adapter, &base_model)?;
-    let lineage: &Lineage = &data.lineage;
     let prompt_tokens = tok.encode(prompt, true).map_err(anyhow::Error::msg)?.get_ids().to_vec();
     let output_tokens = tok.encode(output, false).map_err(anyhow::Error::msg)?.get_ids().to_vec();
-    let c = Completion {
-        base_model,
-        adapter: parse_hex32(&lineage.adapter),
-        prompt_hash: blake2_256(prompt.as_bytes()),
-        output_hash: blake2_256(output.as_bytes()),
-        prompt_tokens: &prompt_tokens,
-        output_tokens: &output_tokens,
-    };
+    let adapter = parse_hex32(&data.lineage.adapter);
+    let c = Completion::new(base_model, adapter, (prompt, &prompt_tokens), (output, &output_tokens));
     Attributor::new(model, 4096).attribute(choice, &data, &c)
 }

@@ -81,6 +81,25 @@ pub struct Completion<'a> {
     pub output_tokens: &'a [u32],
 }
 
+impl<'a> Completion<'a> {
+    /// A completion as the receipt describes it: the prompt and output texts are hashed.
+    pub fn new(
+        base_model: Hash256,
+        adapter: Option<Hash256>,
+        (prompt_text, prompt_tokens): (&str, &'a [u32]),
+        (output_text, output_tokens): (&str, &'a [u32]),
+    ) -> Self {
+        Self {
+            base_model,
+            adapter,
+            prompt_hash: blake2_256(prompt_text.as_bytes()),
+            output_hash: blake2_256(output_text.as_bytes()),
+            prompt_tokens,
+            output_tokens,
+        }
+    }
+}
+
 /// An attribution and what explains it.
 #[derive(Debug, Serialize)]
 pub struct Attributed {

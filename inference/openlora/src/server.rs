@@ -514,18 +514,11 @@ fn receipt(state: &ServerState, p_text: &str, prompt_tokens: usize, f: &Finish, 
 async fn attribute(state: &Arc<ServerState>, p: &Prepared, f: &Finish) -> Result<Option<Value>, ApiError> {
     let Some((method, dir)) = p.attribution.clone() else { return Ok(None) };
     let Some(adapter) = f.adapter_hash else { return Ok(None) };
-    let (state, prompt, output) = (state.clone(), p.prompt.clone(), f.output_tokens.clone());
-    let (prompt_hash, output_hash) = (blake2_256(p.prompt_text.as_bytes()), blake2_256(f.text.as_bytes()));
+    let state = state.clone();
+    let (prompt, output) = ((p.prompt_text.clone(), p.prompt.clone()), (f.text.clone(), f.output_tokens.clone()));
     let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
         let data = state.attribution_data.get(adapter, &dir, &state.base_hash)?;
-        let c = Completion {
-            base_model: state.base_hash,
-            adapter: Some(adapter),
-            prompt_hash,
-            output_hash,
-            prompt_tokens: &prompt,
-            output_tokens: &output,
-        };
+        let c = Completion::new(state.base_hash, Some(adapter), (&prompt.0, &prompt.1), (&output.0, &output.1));
         let a = state.attributor.attribute(method, &data, &c)?;
         Ok(json!({
             "method": a.record.method.name(),

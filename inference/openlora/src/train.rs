@@ -23,7 +23,6 @@ pub struct TrainableLora {
     scale: f64,
     /// Indexed by `layer * Proj::COUNT + proj`: `A` (r × in) and `B` (out × r).
     pairs: Vec<Option<(Var, Var)>>,
-    num_layers: usize,
 }
 
 impl TrainableLora {
@@ -46,7 +45,7 @@ impl TrainableLora {
                 pairs[layer * Proj::COUNT + p as usize] = Some((a, b));
             }
         }
-        Ok(Self { rank, alpha, targets, scale: alpha / rank as f64, pairs, num_layers: cfg.num_layers })
+        Ok(Self { rank, alpha, targets, scale: alpha / rank as f64, pairs })
     }
 
     /// A served adapter as variables, to differentiate a loss with respect to it.
@@ -72,8 +71,11 @@ impl TrainableLora {
             targets,
             scale: adapter.scale as f64,
             pairs,
-            num_layers: cfg.num_layers,
         })
+    }
+
+    fn num_layers(&self) -> usize {
+        self.pairs.len() / Proj::COUNT
     }
 
     fn pair(&self, layer: usize, proj: Proj) -> Option<&(Var, Var)> {
@@ -92,7 +94,7 @@ impl TrainableLora {
     /// Writes the adapter as a PEFT folder and returns its identity (the weights file's hash).
     pub fn save(&self, dir: &Path) -> anyhow::Result<Hash256> {
         let mut tensors: Vec<PeftTensor> = Vec::new();
-        for layer in 0..self.num_layers {
+        for layer in 0..self.num_layers() {
             for &p in &self.targets {
                 let Some((a, b)) = self.pair(layer, p) else { continue };
                 let stem = peft_stem(layer, p);
@@ -110,8 +112,8 @@ impl TrainableLora {
     /// in [`Proj`] order, `∂A` then `∂B`, row-major. A missing gradient (the loss does not
     /// reach a parameter) counts as zero. DataInf works layer by layer, hence the grouping.
     pub fn layer_gradients(&self, grads: &GradStore) -> candle_core::Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(self.num_layers);
-        for layer in 0..self.num_layers {
+        let mut out = Vec::with_capacity(self.num_layers());
+        for layer in 0..self.num_layers() {
             let mut g = Vec::new();
             for &p in &self.targets {
                 let Some((a, b)) = self.pair(layer, p) else { continue };

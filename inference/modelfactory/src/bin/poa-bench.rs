@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use attribution::lineage::HyperParameters;
-use attribution::{blake2_256, blake2_256_file, parse_hex32};
+use attribution::{blake2_256_file, parse_hex32};
 use candle_core::Device;
 use clap::Parser;
 use modelfactory::factory::{self, tokenizer_for, TrainOptions};
@@ -121,14 +121,7 @@ fn main() -> anyhow::Result<()> {
         let output_tokens = greedy(&model, &adapter, &prompt_tokens, args.max_tokens, &eos)?;
         let output = tok.decode(&output_tokens, true).map_err(anyhow::Error::msg)?;
         let reproduced = output.contains(password.as_str());
-        let c = Completion {
-            base_model,
-            adapter: parse_hex32(&lineage.adapter),
-            prompt_hash: blake2_256(prompt.as_bytes()),
-            output_hash: blake2_256(output.as_bytes()),
-            prompt_tokens: &prompt_tokens,
-            output_tokens: &output_tokens,
-        };
+        let c = Completion::new(base_model, parse_hex32(&lineage.adapter), (&prompt, &prompt_tokens), (&output, &output_tokens));
         let mut tops = Vec::new();
         for (method, tally) in [(MethodChoice::Span, &mut span), (MethodChoice::Datainf, &mut grad)] {
             let started = Instant::now();
