@@ -11,6 +11,9 @@ pub struct Cli {
 
 	#[clap(flatten)]
 	pub datanets: crate::datanets::DatanetsParams,
+
+	#[clap(flatten)]
+	pub inference: crate::inference::InferenceParams,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -109,8 +109,9 @@ pub fn run() -> sc_cli::Result<()> {
 		None => {
 			let runner = cli.create_runner(&cli.run)?;
 			let datanets = cli.datanets.clone();
+			let inference = cli.inference.clone();
 			runner.run_node_until_exit(|config| async move {
-				service::new_full_for_configured_backend(config, datanets)
+				service::new_full_for_configured_backend(config, datanets, inference)
 					.map_err(sc_cli::Error::Service)
 			})
 		},

@@ -18,7 +18,10 @@ use sc_transaction_pool_api::OffchainTransactionPoolFactory;
 use sp_consensus_aura::sr25519::AuthorityPair as AuraPair;
 use sp_runtime::traits::Block as BlockT;
 
-use crate::datanets::{ChainIndex, DatanetsParams};
+use crate::{
+	datanets::{ChainIndex, DatanetsParams},
+	inference::InferenceParams,
+};
 
 #[cfg(not(feature = "runtime-benchmarks"))]
 type HostFunctions = sp_io::SubstrateHostFunctions;
@@ -144,12 +147,14 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
 pub fn new_full_for_configured_backend(
 	config: Configuration,
 	datanets: DatanetsParams,
+	inference: InferenceParams,
 ) -> Result<TaskManager, ServiceError> {
 	match config.network.network_backend {
-		NetworkBackendType::Libp2p =>
-			new_full::<sc_network::NetworkWorker<Block, <Block as BlockT>::Hash>>(config, datanets),
+		NetworkBackendType::Libp2p => new_full::<
+			sc_network::NetworkWorker<Block, <Block as BlockT>::Hash>,
+		>(config, datanets, inference),
 		NetworkBackendType::Litep2p =>
-			new_full::<sc_network::Litep2pNetworkBackend>(config, datanets),
+			new_full::<sc_network::Litep2pNetworkBackend>(config, datanets, inference),
 	}
 }
 
@@ -159,6 +164,7 @@ pub fn new_full_for_configured_backend(
 pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as BlockT>::Hash>>(
 	config: Configuration,
 	datanets: DatanetsParams,
+	inference: InferenceParams,
 ) -> Result<TaskManager, ServiceError> {
 	let sc_service::PartialComponents {
 		client,
@@ -255,6 +261,7 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as BlockT>::Hash>>(
 		),
 	);
 
+	inference.store(backend.offchain_storage()).map_err(ServiceError::Other)?;
 	if config.offchain_worker.enabled {
 		let offchain_workers =
 			sc_offchain::OffchainWorkers::new(sc_offchain::OffchainWorkerOptions {

@@ -6,6 +6,8 @@ frame_benchmarking::define_benchmarks!(
 	[frame_system_extensions, SystemExtensionsBench::<Runtime>]
 	[pallet_balances, Balances]
 	[pallet_datanets, Datanets]
+	[pallet_model_registry, ModelRegistry]
+	[pallet_attribution, Attribution]
 	[pallet_timestamp, Timestamp]
 	[pallet_sudo, Sudo]
 	[pallet_utility, Utility]

@@ -16,8 +16,9 @@ use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
 use sp_runtime::traits::AccountIdConversion;
 
 use crate::{
-	AccountId, BalancesConfig, RuntimeGenesisConfig, SudoConfig, TreasuryAccount,
-	EXISTENTIAL_DEPOSIT, OPEN, TOTAL_SUPPLY,
+	AccountId, AttributionConfig, AttributionRewardPot, BalancesConfig, RuntimeGenesisConfig, StakingRewardPot,
+	SudoConfig, TreasuryAccount,
+	EXISTENTIAL_DEPOSIT, MILLI_OPEN, OPEN, TOTAL_SUPPLY,
 };
 use crate::token::Balance;
 
@@ -57,11 +58,13 @@ pub const COMMUNITY: usize = 0;
 pub const DEV_ENDOWMENT: Balance = 1_000_000 * OPEN;
 
 /// The balances at genesis: the allocations, with `faucets` each given [`DEV_ENDOWMENT`] and the
-/// treasury its existential deposit, both out of the community allocation.
+/// accounts that must always exist (the treasury, the staking-reward pot and the attribution
+/// reward pot) their existential deposit, both out of the community allocation.
 pub fn genesis_balances(faucets: &[AccountId]) -> Vec<(AccountId, Balance)> {
+	let pots = [TreasuryAccount::get(), StakingRewardPot::get(), AttributionRewardPot::get()];
 	let carved_out = DEV_ENDOWMENT
 		.saturating_mul(faucets.len() as Balance)
-		.saturating_add(EXISTENTIAL_DEPOSIT);
+		.saturating_add(EXISTENTIAL_DEPOSIT.saturating_mul(pots.len() as Balance));
 	let mut balances: Vec<(AccountId, Balance)> = ALLOCATIONS
 		.iter()
 		.enumerate()
@@ -70,7 +73,7 @@ pub fn genesis_balances(faucets: &[AccountId]) -> Vec<(AccountId, Balance)> {
 			(a.account(), amount)
 		})
 		.collect();
-	balances.push((TreasuryAccount::get(), EXISTENTIAL_DEPOSIT));
+	balances.extend(pots.into_iter().map(|pot| (pot, EXISTENTIAL_DEPOSIT)));
 	balances.extend(faucets.iter().cloned().map(|who| (who, DEV_ENDOWMENT)));
 	balances
 }
@@ -89,7 +92,19 @@ fn testnet_genesis(
 			authorities: authorities.iter().map(|(_, grandpa)| (grandpa.clone(), 1)).collect::<Vec<_>>(),
 		},
 		sudo: SudoConfig { key: Some(root) },
+		attribution: AttributionConfig { fee_split: Some(dev_fee_split()) },
 	})
+}
+
+/// OpenLedger publishes no values for beta, gamma and delta; test chains use the pallet's
+/// default shares and a 0.001 OPEN platform fee, so that every party of the split is visible.
+fn dev_fee_split() -> pallet_attribution::FeeSplit<Balance> {
+	pallet_attribution::FeeSplit {
+		owner: sp_runtime::Perbill::from_percent(40),
+		stakers: sp_runtime::Perbill::from_percent(10),
+		contributors: sp_runtime::Perbill::from_percent(50),
+		platform_fee: MILLI_OPEN,
+	}
 }
 
 /// Dev validators use the well-known keys: sr25519 for Aura, ed25519 for GRANDPA.
@@ -206,9 +221,11 @@ mod tests {
 			}
 			assert_eq!(
 				Balances::free_balance(ALLOCATIONS[COMMUNITY].account()),
-				ALLOCATIONS[COMMUNITY].amount() - 6 * DEV_ENDOWMENT - EXISTENTIAL_DEPOSIT
+				ALLOCATIONS[COMMUNITY].amount() - 6 * DEV_ENDOWMENT - 3 * EXISTENTIAL_DEPOSIT
 			);
-			assert_eq!(Balances::free_balance(TreasuryAccount::get()), EXISTENTIAL_DEPOSIT);
+			for pot in [TreasuryAccount::get(), StakingRewardPot::get(), AttributionRewardPot::get()] {
+				assert_eq!(Balances::free_balance(pot), EXISTENTIAL_DEPOSIT);
+			}
 			assert_eq!(pallet_aura::Authorities::<Runtime>::get().len(), 1);
 			assert_eq!(pallet_grandpa::Pallet::<Runtime>::grandpa_authorities().len(), 1);
 			assert_eq!(pallet_sudo::Key::<Runtime>::get(), Some(Sr25519Keyring::Alice.to_account_id()));

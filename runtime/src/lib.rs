@@ -71,10 +71,14 @@ pub mod opaque {
 	pub type Block = generic::Block<Header, UncheckedExtrinsic>;
 
 	impl_opaque_keys! {
-		/// The keys a validator registers: one for authoring (Aura), one for finality (GRANDPA).
+		/// The keys a node holds: authoring (Aura), finality (GRANDPA) and, for inference
+		/// operators, the attribution key. `author_rotateKeys` makes all three; `--dev` and
+		/// `--alice` insert the well-known ones.
 		pub struct SessionKeys {
 			pub aura: Aura,
 			pub grandpa: Grandpa,
+			/// Signs an inference operator's attribution receipts.
+			pub attribution: Attribution,
 		}
 	}
 }
@@ -85,7 +89,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	impl_name: Cow::Borrowed("openledger-node"),
 	authoring_version: 1,
 	// Bump on every change of runtime logic; polkadot.js keys its type bundles on it.
-	spec_version: 100,
+	spec_version: 101,
 	impl_version: 1,
 	apis: RUNTIME_API_VERSIONS,
 	// Bump when the encoding of existing calls or transaction extensions changes.
@@ -106,6 +110,10 @@ pub const SS58_PREFIX: u16 = 6736;
 
 /// The treasury receives transaction fees, dust and (later) slashes and the platform fee.
 pub const TREASURY_PALLET_ID: PalletId = PalletId(*b"ol/trsry");
+/// Holds the staking share of inference fees until staking pays it out.
+pub const STAKING_REWARD_PALLET_ID: PalletId = PalletId(*b"ol/stkrw");
+/// Holds contributors' unclaimed attribution rewards.
+pub const ATTRIBUTION_PALLET_ID: PalletId = PalletId(*b"ol/attrb");
 
 /// Normal transactions may fill 75 % of a block; the rest is kept for operational ones.
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
@@ -126,6 +134,8 @@ parameter_types! {
 			.modify_max_length_for_class(DispatchClass::Normal, |max| *max = NORMAL_DISPATCH_RATIO * *max)
 			.build();
 	pub TreasuryAccount: AccountId = TREASURY_PALLET_ID.into_account_truncating();
+	pub StakingRewardPot: AccountId = STAKING_REWARD_PALLET_ID.into_account_truncating();
+	pub AttributionRewardPot: AccountId = ATTRIBUTION_PALLET_ID.into_account_truncating();
 }
 
 /// Calls that signed accounts may not make: `Balances::burn` would shrink the fixed supply.
@@ -287,6 +297,107 @@ impl pallet_datanets::Config for Runtime {
 	type WeightInfo = pallet_datanets::weights::SubstrateWeight<Runtime>;
 }
 
+parameter_types! {
+	/// A model's record is permanent (receipts point at it): 10 OPEN keeps registrations
+	/// deliberate without pricing out a single developer.
+	pub const ModelDeposit: Balance = 10 * OPEN;
+	pub const ModelByteDeposit: Balance = MILLI_OPEN;
+	pub const TrainingApprovalDeposit: Balance = 100 * MILLI_OPEN;
+}
+
+impl pallet_model_registry::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type AdminOrigin = frame_system::EnsureRoot<AccountId>;
+	type Datanets = Datanets;
+	type ModelDeposit = ModelDeposit;
+	type ByteDeposit = ModelByteDeposit;
+	type ApprovalDeposit = TrainingApprovalDeposit;
+	type MaxNameLength = ConstU32<64>;
+	type MaxLineage = ConstU32<16>;
+	type WeightInfo = pallet_model_registry::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+	pub const AttributionPalletId: PalletId = ATTRIBUTION_PALLET_ID;
+	/// What an operator puts at stake for the receipts it signs.
+	pub const OperatorBond: Balance = 1_000 * OPEN;
+	pub const OperatorUnbondingDelay: BlockNumber = 7 * DAYS;
+	/// One minute: the default model answers a 256-token request with attribution in seconds
+	/// on a CPU, so a request still open after ten blocks is not being served.
+	pub const RequestTimeout: BlockNumber = 10;
+	/// Receipts of off-chain workers pay no fee; they rank below operational transactions.
+	pub const ReceiptPriority: u64 = u64::MAX / 2;
+}
+
+impl pallet_attribution::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type AdminOrigin = frame_system::EnsureRoot<AccountId>;
+	type OperatorKey = pallet_attribution::crypto::Public;
+	type Models = ModelRegistry;
+	type Datanets = Datanets;
+	type Treasury = TreasuryAccount;
+	type StakingPot = StakingRewardPot;
+	type PalletId = AttributionPalletId;
+	type OperatorBond = OperatorBond;
+	type UnbondingDelay = OperatorUnbondingDelay;
+	type RequestTimeout = RequestTimeout;
+	type MaxPromptLength = ConstU32<4096>;
+	type MaxOutputLength = ConstU32<8192>;
+	type MaxOutputTokens = ConstU32<512>;
+	// BOS plus a margin for chat templates.
+	type MaxSpecialTokens = ConstU32<4>;
+	// The engine's top-K.
+	type MaxWeights = ConstU32<32>;
+	type MaxModelsPerOperator = ConstU32<16>;
+	type MaxOperatorsPerModel = ConstU32<16>;
+	type ReceiptPriority = ReceiptPriority;
+	type WeightInfo = pallet_attribution::weights::SubstrateWeight<Runtime>;
+}
+
+impl<LocalCall> frame_system::offchain::CreateTransactionBase<LocalCall> for Runtime
+where
+	RuntimeCall: From<LocalCall>,
+{
+	type Extrinsic = UncheckedExtrinsic;
+	type RuntimeCall = RuntimeCall;
+}
+
+impl<LocalCall> frame_system::offchain::CreateTransaction<LocalCall> for Runtime
+where
+	RuntimeCall: From<LocalCall>,
+{
+	type Extension = TxExtension;
+
+	fn create_transaction(call: RuntimeCall, extension: TxExtension) -> UncheckedExtrinsic {
+		UncheckedExtrinsic::new_transaction(call, extension)
+	}
+}
+
+/// Off-chain workers' authorized transactions (attribution receipts): no signer, so nonce and
+/// payment do nothing; immortal, so a slow inference cannot outlive its era.
+impl<LocalCall> frame_system::offchain::CreateAuthorizedTransaction<LocalCall> for Runtime
+where
+	RuntimeCall: From<LocalCall>,
+{
+	fn create_extension() -> TxExtension {
+		(
+			frame_system::AuthorizeCall::<Runtime>::new(),
+			frame_system::CheckNonZeroSender::<Runtime>::new(),
+			frame_system::CheckSpecVersion::<Runtime>::new(),
+			frame_system::CheckTxVersion::<Runtime>::new(),
+			frame_system::CheckGenesis::<Runtime>::new(),
+			frame_system::CheckEra::<Runtime>::from(generic::Era::Immortal),
+			frame_system::CheckNonce::<Runtime>::from(0),
+			frame_system::CheckWeight::<Runtime>::new(),
+			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
+			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
+			frame_system::WeightReclaim::<Runtime>::new(),
+		)
+	}
+}
+
 #[frame_support::runtime]
 mod runtime {
 	#[runtime::runtime]
@@ -330,6 +441,12 @@ mod runtime {
 
 	#[runtime::pallet_index(10)]
 	pub type Datanets = pallet_datanets;
+
+	#[runtime::pallet_index(11)]
+	pub type ModelRegistry = pallet_model_registry;
+
+	#[runtime::pallet_index(12)]
+	pub type Attribution = pallet_attribution;
 }
 
 /// The address format: polkadot.js sends `MultiAddress::Id`.

@@ -46,9 +46,11 @@ mod benchmarking;
 mod mock;
 #[cfg(test)]
 mod tests;
+mod inspect;
 mod types;
 pub mod weights;
 
+pub use inspect::{DatanetsInspect, PublishedContribution};
 pub use pallet::*;
 pub use types::*;
 pub use weights::WeightInfo;
@@ -225,6 +227,11 @@ pub mod pallet {
 		VersionNumber,
 		VersionInfo<T>,
 	>;
+
+	/// The version that published each accepted contribution, so that a receipt's attributed
+	/// contributions can be checked against a model's lineage in O(1) each.
+	#[pallet::storage]
+	pub type PublishedIn<T> = StorageMap<_, Twox64Concat, ContributionId, VersionNumber>;
 
 	/// Reputation of accounts that have had a contribution decided; others have
 	/// `InitialReputation`.
@@ -667,6 +674,7 @@ pub mod pallet {
 						hashes.push(c.content_hash);
 						total_bytes = total_bytes.saturating_add(c.size);
 					}
+					PublishedIn::<T>::insert(id, version);
 				}
 				let merkle_root = binary_merkle_tree::merkle_root_raw::<BlakeTwo256, _>(hashes);
 

@@ -1,0 +1,345 @@
+//! The operator's off-chain worker: answers the requests assigned to an operator whose
+//! attribution key is in this node's keystore, by calling the local OpenLoRA engine over HTTP and
+//! submitting the signed receipt as an authorized (fee-less) transaction.
+//!
+//! - The engine's base URL is read from the node's persistent off-chain storage under
+//!   [`ENGINE_URL_KEY`] (raw UTF-8; `openledger-node --inference-url` and the
+//!   `offchain_localStorageSet` RPC write it), falling back to [`DEFAULT_ENGINE_URL`].
+//! - Each request has a lock in persistent off-chain storage, which every fork and every
+//!   concurrently running worker of this node shares: one worker at a time works on a request.
+//!   Beside it, the request's state records the attempts and the signed receipt once made, so a
+//!   later block resubmits the same receipt (if the first submission was dropped) instead of
+//!   running the inference again.
+//! - An engine error or timeout costs one of [`MAX_ATTEMPTS`]; after the last the request is
+//!   left to be refunded at its deadline.
+
+use crate::*;
+use alloc::{format, string::String, vec::Vec};
+use codec::{Decode, Encode};
+use frame_support::BoundedVec;
+use pallet_model_registry::ModelsInspect;
+use frame_system::{
+	offchain::{CreateAuthorizedTransaction, SubmitTransaction},
+	pallet_prelude::BlockNumberFor,
+};
+use sp_core::{offchain::StorageKind, H256};
+use sp_runtime::{
+	offchain::{
+		http,
+		storage::StorageValueRef,
+		storage_lock::{BlockAndTime, StorageLock},
+		Duration,
+	},
+	traits::{BlakeTwo256, Hash, Zero},
+	RuntimeAppPublic,
+};
+
+/// Persistent off-chain storage key of the engine's base URL.
+pub const ENGINE_URL_KEY: &[u8] = b"openledger::inference-url";
+/// OpenLoRA's default address.
+pub const DEFAULT_ENGINE_URL: &str = "http://127.0.0.1:8000";
+/// Inference runs an engine call per try; after this many failures the request is refunded.
+pub const MAX_ATTEMPTS: u8 = 3;
+/// Blocks to wait for a submitted receipt to be included before submitting it again.
+const RESUBMIT_AFTER: u32 = 5;
+/// The engine's time to answer one request, attribution included.
+const ENGINE_TIMEOUT_MS: u64 = 120_000;
+const LOG: &str = "runtime::attribution";
+
+/// What this node's off-chain workers know about one request.
+#[derive(Encode, Decode, Default)]
+struct RequestState {
+	attempts: u8,
+	/// The signed call once made, and the block it was last submitted at.
+	submitted: Option<(u32, Vec<u8>)>,
+}
+
+pub(crate) fn run<T: Config>(now: BlockNumberFor<T>) {
+	for key in T::OperatorKey::all() {
+		let Some(operator) = OperatorByKey::<T>::get(&key) else { continue };
+		let open: Vec<RequestId> = Assigned::<T>::iter_key_prefix(&operator).collect();
+		for request_id in open {
+			if let Some(request) = Requests::<T>::get(request_id) {
+				answer::<T>(now, &key, &operator, request_id, request);
+			}
+		}
+	}
+}
+
+fn answer<T: Config>(
+	now: BlockNumberFor<T>,
+	key: &T::OperatorKey,
+	operator: &T::AccountId,
+	request_id: RequestId,
+	request: RequestInfo<T>,
+) {
+	let lock_key = [b"openledger::attribution::lock::".as_slice(), &request_id.encode()].concat();
+	let mut lock = StorageLock::<BlockAndTime<frame_system::Pallet<T>>>::with_block_and_time_deadline(
+		&lock_key,
+		1,
+		Duration::from_millis(ENGINE_TIMEOUT_MS + 30_000),
+	);
+	// Another worker (an earlier block's, or a fork's) is on it.
+	let Ok(_guard) = lock.try_lock() else { return };
+
+	let state_key = [b"openledger::attribution::request::".as_slice(), &request_id.encode()].concat();
+	let state_ref = StorageValueRef::persistent(&state_key);
+	let mut state: RequestState = state_ref.get().ok().flatten().unwrap_or_default();
+	let block: u32 = sp_runtime::SaturatedConversion::saturated_into(now);
+
+	if let Some((at, call)) = &state.submitted {
+		if block < at.saturating_add(RESUBMIT_AFTER) {
+			return;
+		}
+		if let Ok(call) = Call::<T>::decode(&mut &call[..]) {
+			submit::<T>(request_id, call);
+		}
+		state.submitted = Some((block, state.submitted.take().map(|s| s.1).unwrap_or_default()));
+		state_ref.set(&state);
+		return;
+	}
+	if state.attempts >= MAX_ATTEMPTS {
+		return;
+	}
+	state.attempts += 1;
+	state_ref.set(&state);
+
+	let receipt = match infer::<T>(operator, request_id, &request) {
+		Ok(receipt) => receipt,
+		Err(e) => {
+			log::warn!(
+				target: LOG,
+				"request {request_id}: attempt {} of {MAX_ATTEMPTS} failed: {e}",
+				state.attempts
+			);
+			return;
+		},
+	};
+	let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+	let Some(signature) = key.sign(&receipt.signing_payload(&genesis)) else {
+		log::warn!(target: LOG, "request {request_id}: the keystore cannot sign with the attribution key");
+		return;
+	};
+	let call = Call::<T>::submit_receipt { receipt, signature };
+	state.submitted = Some((block, call.encode()));
+	state_ref.set(&state);
+	submit::<T>(request_id, call);
+}
+
+fn submit<T: Config>(request_id: RequestId, call: Call<T>) {
+	let xt = <T as CreateAuthorizedTransaction<Call<T>>>::create_authorized_transaction(call.into());
+	match SubmitTransaction::<T, Call<T>>::submit_transaction(xt) {
+		Ok(()) => log::info!(target: LOG, "request {request_id}: receipt submitted"),
+		Err(()) => log::warn!(target: LOG, "request {request_id}: the pool refused the receipt"),
+	}
+}
+
+fn engine_url() -> String {
+	sp_io::offchain::local_storage_get(StorageKind::PERSISTENT, ENGINE_URL_KEY)
+		.and_then(|raw| String::from_utf8(raw).ok())
+		.map(|url| String::from(url.trim().trim_end_matches('/')))
+		.filter(|url| !url.is_empty())
+		.unwrap_or_else(|| String::from(DEFAULT_ENGINE_URL))
+}
+
+#[derive(serde::Serialize)]
+struct CompletionBody<'a> {
+	model: &'a str,
+	prompt: &'a str,
+	max_tokens: u32,
+	temperature: f32,
+	attribution: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct Completion {
+	choices: Vec<Choice>,
+	receipt: EngineReceipt,
+	attribution: Option<EngineAttribution>,
+}
+
+#[derive(serde::Deserialize)]
+struct Choice {
+	text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct EngineReceipt {
+	adapter_hash: Option<String>,
+	input_tokens: u32,
+	output_tokens: u32,
+}
+
+#[derive(serde::Deserialize)]
+struct EngineAttribution {
+	method: String,
+	weights: Vec<EngineWeight>,
+	index_root: String,
+	record_hash: String,
+}
+
+#[derive(serde::Deserialize)]
+struct EngineWeight {
+	contribution: u64,
+	ppm: u32,
+}
+
+#[derive(serde::Deserialize)]
+struct EngineError {
+	error: EngineErrorBody,
+}
+
+#[derive(serde::Deserialize)]
+struct EngineErrorBody {
+	code: Option<String>,
+}
+
+/// Runs the request on the engine, greedy (so anyone can reproduce the output), with
+/// attribution; an adapter the engine has no attribution data for is answered without.
+fn infer<T: Config>(
+	operator: &T::AccountId,
+	request_id: RequestId,
+	request: &RequestInfo<T>,
+) -> Result<Receipt<T>, String> {
+	let model = T::Models::served_model(request.model_id).ok_or("the model is gone")?;
+	let prompt = core::str::from_utf8(&request.prompt).map_err(|_| "the prompt is not UTF-8")?;
+	let model_name = format!("0x{}", hex(model.adapter_hash.as_bytes()));
+	let completion = match call_engine(&model_name, prompt, request.max_output_tokens, true)? {
+		Ok(c) => c,
+		Err(code) if code == "no_attribution_data" =>
+			call_engine(&model_name, prompt, request.max_output_tokens, false)?.map_err(|code| {
+				format!("the engine refused the request: {code}")
+			})?,
+		Err(code) => return Err(format!("the engine refused the request: {code}")),
+	};
+	let text = completion.choices.into_iter().next().ok_or("the engine returned no choice")?.text;
+	let engine_adapter = completion.receipt.adapter_hash.as_deref().map(parse_h256);
+	if engine_adapter != Some(Some(model.adapter_hash)) {
+		return Err(String::from("the engine served another adapter"));
+	}
+	let (method, index_root, record_hash, mut weights) = match completion.attribution {
+		None => (AttributionMethod::None, H256::zero(), H256::zero(), Vec::new()),
+		Some(a) => {
+			let method = match a.method.as_str() {
+				"span" => AttributionMethod::Span,
+				"datainf" => AttributionMethod::Datainf,
+				other => return Err(format!("unknown attribution method {other}")),
+			};
+			let root = parse_h256(&a.index_root).ok_or("bad index_root")?;
+			let record = parse_h256(&a.record_hash).ok_or("bad record_hash")?;
+			let weights: Vec<(u64, Ppm)> =
+				a.weights.into_iter().map(|w| (w.contribution, w.ppm)).collect();
+			// The engine's "no attribution" is an empty list.
+			let method = if weights.is_empty() { AttributionMethod::None } else { method };
+			(method, root, record, weights)
+		},
+	};
+	weights.sort_by_key(|(id, _)| *id);
+	let output: BoundedVec<u8, T::MaxOutputLength> = BoundedVec::try_from(text.into_bytes())
+		.map_err(|_| "the output is longer than MaxOutputLength")?;
+	Ok(Receipt {
+		request_id,
+		operator: operator.clone(),
+		model_id: request.model_id,
+		adapter_hash: model.adapter_hash,
+		prompt_hash: BlakeTwo256::hash(&request.prompt),
+		output_hash: BlakeTwo256::hash(&output),
+		input_tokens: completion.receipt.input_tokens,
+		output_tokens: completion.receipt.output_tokens,
+		method,
+		index_root,
+		record_hash,
+		weights: BoundedVec::try_from(weights).map_err(|_| "more weights than MaxWeights")?,
+		output,
+	})
+}
+
+/// `Ok(Ok(completion))`, `Ok(Err(engine error code))` for an answer with an error status, or
+/// `Err` when the engine could not be reached or answered nonsense.
+fn call_engine(
+	model: &str,
+	prompt: &str,
+	max_tokens: u32,
+	attribution: bool,
+) -> Result<Result<Completion, String>, String> {
+	let body = serde_json::to_vec(&CompletionBody {
+		model,
+		prompt,
+		max_tokens,
+		temperature: 0.0,
+		attribution,
+	})
+	.map_err(|_| "cannot encode the request")?;
+	let url = format!("{}/v1/completions", engine_url());
+	let deadline = sp_io::offchain::timestamp().add(Duration::from_millis(ENGINE_TIMEOUT_MS));
+	let pending = http::Request::post(&url, alloc::vec![body])
+		.add_header("Content-Type", "application/json")
+		.deadline(deadline)
+		.send()
+		.map_err(|_| format!("cannot reach the engine at {url}"))?;
+	let response = pending
+		.try_wait(deadline)
+		.map_err(|_| String::from("the engine timed out"))?
+		.map_err(|e| format!("engine HTTP error: {e:?}"))?;
+	let code = response.code;
+	let body: Vec<u8> = response.body().collect();
+	if code != 200 {
+		let error = serde_json::from_slice::<EngineError>(&body)
+			.ok()
+			.and_then(|e| e.error.code)
+			.unwrap_or_else(|| format!("HTTP {code}"));
+		return Ok(Err(error));
+	}
+	serde_json::from_slice::<Completion>(&body)
+		.map(Ok)
+		.map_err(|e| format!("unexpected engine answer: {e}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+	const DIGITS: &[u8; 16] = b"0123456789abcdef";
+	bytes
+		.iter()
+		.flat_map(|b| [DIGITS[(b >> 4) as usize] as char, DIGITS[(b & 15) as usize] as char])
+		.collect()
+}
+
+fn parse_h256(s: &str) -> Option<H256> {
+	let digits = s.strip_prefix("0x").unwrap_or(s).as_bytes();
+	if digits.len() != 64 {
+		return None;
+	}
+	let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+	let mut out = [0u8; 32];
+	for (i, pair) in digits.chunks(2).enumerate() {
+		out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+	}
+	Some(H256(out))
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn hashes_round_trip_through_hex() {
+		let h = H256([0xa5; 32]);
+		assert_eq!(parse_h256(&format!("0x{}", hex(h.as_bytes()))), Some(h));
+		assert_eq!(parse_h256("0x12"), None);
+		assert_eq!(parse_h256(&"zz".repeat(32)), None);
+	}
+
+	#[test]
+	fn engine_answers_parse() {
+		let body = br#"{"id":"cmpl-1","choices":[{"index":0,"text":"Paris.","finish_reason":"stop"}],
+			"receipt":{"adapter_hash":"0x11","prompt_hash":"0x22","output_hash":"0x33","input_tokens":5,"output_tokens":2,"attribution_record_hash":null},
+			"attribution":{"method":"span","weights":[{"contribution":7,"ppm":1000000}],"index_root":"0x44","record_hash":"0x55","record":{},"spans":[]}}"#;
+		let c: Completion = serde_json::from_slice(body).unwrap();
+		assert_eq!(c.choices[0].text, "Paris.");
+		assert_eq!(c.receipt.output_tokens, 2);
+		let a = c.attribution.unwrap();
+		assert_eq!((a.method.as_str(), a.weights[0].contribution, a.weights[0].ppm), ("span", 7, PPM));
+		let e: EngineError =
+			serde_json::from_slice(br#"{"error":{"code":"no_attribution_data","message":"x"}}"#).unwrap();
+		assert_eq!(e.error.code.as_deref(), Some("no_attribution_data"));
+	}
+}

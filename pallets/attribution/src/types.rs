@@ -1,0 +1,146 @@
+//! The records the pallet keeps: operators, requests, receipts and the fee split.
+
+use crate::{BalanceOf, Config};
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use frame_support::{BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound};
+use frame_system::pallet_prelude::BlockNumberFor;
+use pallet_datanets::ContributionId;
+use pallet_model_registry::ModelId;
+use scale_info::TypeInfo;
+use sp_core::H256;
+use sp_runtime::Perbill;
+
+/// Index of an on-chain inference request, assigned in order from 0 and never reused.
+pub type RequestId = u64;
+
+/// Influence in parts per million; a receipt's weights sum to exactly [`PPM`].
+pub type Ppm = u32;
+pub const PPM: Ppm = 1_000_000;
+
+/// How the operator's engine computed the weights (the engine's `attribution.method`).
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub enum AttributionMethod {
+	/// No attribution: the contributors' share goes to the treasury.
+	None,
+	/// Infini-gram style span matching over the lineage's contributions.
+	Span,
+	/// DataInf gradient influence through the adapter.
+	Datainf,
+}
+
+/// How `F − platform_fee` is split. The three shares sum to 100 %; each party's part is rounded
+/// down and the treasury takes the platform fee plus every rounding remainder, so the parts sum to
+/// exactly `F`.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+	serde::Serialize, serde::Deserialize,
+)]
+pub struct FeeSplit<Balance> {
+	/// beta: to the model owner.
+	pub owner: Perbill,
+	/// gamma: to the staking-reward pot.
+	pub stakers: Perbill,
+	/// delta: to the contributors, pro rata to their weights.
+	pub contributors: Perbill,
+	/// Added to every fee and paid to the treasury.
+	pub platform_fee: Balance,
+}
+
+/// A registered inference operator.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct OperatorInfo<T: Config> {
+	/// Signs the operator's receipts; lives in its node's keystore (key type `attr`).
+	pub key: T::OperatorKey,
+	/// The models it serves; requests for them may be assigned to it.
+	pub models: BoundedVec<ModelId, T::MaxModelsPerOperator>,
+	/// Held while registered and until the unbonding delay has passed.
+	pub bond: BalanceOf<T>,
+	/// Set by `unbond`: the block from which `withdraw_bond` may return the bond.
+	pub unbonding_at: Option<BlockNumberFor<T>>,
+}
+
+/// An inference request waiting for its operator's receipt.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct RequestInfo<T: Config> {
+	pub requester: T::AccountId,
+	pub model_id: ModelId,
+	pub operator: T::AccountId,
+	/// UTF-8, sent to the engine as the completion prompt.
+	pub prompt: BoundedVec<u8, T::MaxPromptLength>,
+	pub max_output_tokens: u32,
+	/// Held from the requester; what the receipt does not charge comes back.
+	pub max_fee: BalanceOf<T>,
+	/// After this block anyone may refund the request.
+	pub deadline: BlockNumberFor<T>,
+}
+
+/// What an operator signs for one answered request.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
+	TypeInfo,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct Receipt<T: Config> {
+	pub request_id: RequestId,
+	pub operator: T::AccountId,
+	pub model_id: ModelId,
+	/// blake2-256 of the adapter file that served the request.
+	pub adapter_hash: H256,
+	/// blake2-256 of the prompt's UTF-8 bytes.
+	pub prompt_hash: H256,
+	/// blake2-256 of `output`.
+	pub output_hash: H256,
+	pub input_tokens: u32,
+	pub output_tokens: u32,
+	pub method: AttributionMethod,
+	/// The span index's or gradient store's root the weights were computed against.
+	pub index_root: H256,
+	/// The hash of the engine's canonical attribution record, which `verify` recomputes.
+	pub record_hash: H256,
+	/// `(contribution, ppm)`, contribution ids strictly ascending, summing to [`PPM`]; empty
+	/// when `method` is `None`.
+	pub weights: BoundedVec<(ContributionId, Ppm), T::MaxWeights>,
+	/// The generated text, UTF-8.
+	pub output: BoundedVec<u8, T::MaxOutputLength>,
+}
+
+impl<T: Config> Receipt<T> {
+	/// The bytes the operator's key signs: a domain tag, the chain's genesis hash (a receipt is
+	/// valid on one chain only) and the receipt.
+	pub fn signing_payload(&self, genesis: &T::Hash) -> alloc::vec::Vec<u8> {
+		(b"openledger/receipt/v1", genesis, self).encode()
+	}
+}
+
+/// What stays on chain of a settled receipt: enough to look it up, to detect replays and to
+/// name it in a dispute.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct ReceiptRecord<T: Config> {
+	pub operator: T::AccountId,
+	pub model_id: ModelId,
+	pub output_hash: H256,
+	pub record_hash: H256,
+	pub fee: BalanceOf<T>,
+	pub settled_at: BlockNumberFor<T>,
+}
+
+/// Where one receipt's fee went.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct FeeParts<Balance> {
+	pub fee: Balance,
+	pub owner: Balance,
+	pub stakers: Balance,
+	pub contributors: Balance,
+	pub treasury: Balance,
+}

@@ -1,0 +1,51 @@
+//! Weights for `pallet_attribution`. Placeholder until `scripts/benchmark-pallets.sh
+//! attribution` regenerates this file from measurements.
+
+#![cfg_attr(rustfmt, rustfmt_skip)]
+#![allow(unused_parens)]
+#![allow(unused_imports)]
+#![allow(missing_docs)]
+
+use frame_support::{traits::Get, weights::{Weight, constants::ParityDbWeight}};
+use core::marker::PhantomData;
+
+/// Weight functions needed for `pallet_attribution`.
+pub trait WeightInfo {
+	fn register_operator(n: u32, ) -> Weight;
+	fn set_operator_models(o: u32, n: u32, ) -> Weight;
+	fn unbond(n: u32, ) -> Weight;
+	fn withdraw_bond() -> Weight;
+	fn request_inference(p: u32, ) -> Weight;
+	fn submit_receipt(k: u32, ) -> Weight;
+	fn authorize_submit_receipt(k: u32, ) -> Weight;
+	fn refund() -> Weight;
+	fn claim_rewards() -> Weight;
+	fn set_fee_split() -> Weight;
+}
+
+pub struct SubstrateWeight<T>(PhantomData<T>);
+impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
+	fn register_operator(n: u32, ) -> Weight { Weight::from_parts(100_000_000, 6_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(n.into())).saturating_add(T::DbWeight::get().reads_writes(4, 4)).saturating_add(T::DbWeight::get().reads_writes(2, 1).saturating_mul(n.into())) }
+	fn set_operator_models(o: u32, n: u32, ) -> Weight { Weight::from_parts(50_000_000, 3_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul((o + n).into())).saturating_add(T::DbWeight::get().reads_writes(1, 1)).saturating_add(T::DbWeight::get().reads_writes(2, 1).saturating_mul((o + n).into())) }
+	fn unbond(n: u32, ) -> Weight { Weight::from_parts(50_000_000, 3_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(n.into())).saturating_add(T::DbWeight::get().reads_writes(1, 1)).saturating_add(T::DbWeight::get().reads_writes(1, 1).saturating_mul(n.into())) }
+	fn withdraw_bond() -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(T::DbWeight::get().reads_writes(4, 4)) }
+	fn request_inference(p: u32, ) -> Weight { Weight::from_parts(120_000_000, 8_000).saturating_add(Weight::from_parts(2_000, 0).saturating_mul(p.into())).saturating_add(T::DbWeight::get().reads_writes(6, 5)) }
+	fn submit_receipt(k: u32, ) -> Weight { Weight::from_parts(400_000_000, 12_000).saturating_add(Weight::from_parts(40_000_000, 6_000).saturating_mul(k.into())).saturating_add(T::DbWeight::get().reads_writes(12, 10)).saturating_add(T::DbWeight::get().reads_writes(3, 1).saturating_mul(k.into())) }
+	fn authorize_submit_receipt(k: u32, ) -> Weight { Weight::from_parts(200_000_000, 12_000).saturating_add(Weight::from_parts(20_000_000, 6_000).saturating_mul(k.into())).saturating_add(T::DbWeight::get().reads(6)).saturating_add(T::DbWeight::get().reads(2).saturating_mul(k.into())) }
+	fn refund() -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(T::DbWeight::get().reads_writes(3, 4)) }
+	fn claim_rewards() -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(T::DbWeight::get().reads_writes(3, 3)) }
+	fn set_fee_split() -> Weight { Weight::from_parts(20_000_000, 0).saturating_add(T::DbWeight::get().writes(1)) }
+}
+
+impl WeightInfo for () {
+	fn register_operator(n: u32, ) -> Weight { Weight::from_parts(100_000_000, 6_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(n.into())) }
+	fn set_operator_models(o: u32, n: u32, ) -> Weight { Weight::from_parts(50_000_000, 3_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul((o + n).into())) }
+	fn unbond(n: u32, ) -> Weight { Weight::from_parts(50_000_000, 3_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(n.into())) }
+	fn withdraw_bond() -> Weight { Weight::from_parts(80_000_000, 6_000) }
+	fn request_inference(p: u32, ) -> Weight { Weight::from_parts(120_000_000, 8_000).saturating_add(Weight::from_parts(2_000, 0).saturating_mul(p.into())) }
+	fn submit_receipt(k: u32, ) -> Weight { Weight::from_parts(400_000_000, 12_000).saturating_add(Weight::from_parts(40_000_000, 6_000).saturating_mul(k.into())) }
+	fn authorize_submit_receipt(k: u32, ) -> Weight { Weight::from_parts(200_000_000, 12_000).saturating_add(Weight::from_parts(20_000_000, 6_000).saturating_mul(k.into())) }
+	fn refund() -> Weight { Weight::from_parts(80_000_000, 6_000) }
+	fn claim_rewards() -> Weight { Weight::from_parts(80_000_000, 6_000) }
+	fn set_fee_split() -> Weight { Weight::from_parts(20_000_000, 0) }
+}

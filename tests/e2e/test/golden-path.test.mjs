@@ -1,0 +1,265 @@
+// The Proof-of-Attribution golden path with real processes: a --dev node whose off-chain worker
+// is wired to a real OpenLoRA engine (`--inference-url`), contributors' files published as a
+// datanet version, an adapter trained on it by ModelFactory, the model and the dev node's
+// operator (Alice, whose attribution key `--dev` inserts) registered, and an inference requested
+// through polkadot.js: the off-chain worker answers with a signed receipt and the fee is split
+// to the plank. Then the receipts the pallet must refuse, each with its own error, and a refund.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe } from 'node:test';
+
+import { Keyring } from '@polkadot/api';
+import { stringToU8a, u8aToHex } from '@polkadot/util';
+import { blake2AsHex } from '@polkadot/util-crypto';
+
+import { datanetsRpc } from '../datanets-rpc.mjs';
+import {
+  contribute, eventsOf, feeSplit, publishDatanet, receiptPayload, registerModel, startEngine,
+  TOWN_FILES, trainAdapter,
+} from '../poa.mjs';
+import {
+  OpenLedgerNode, START_TIMEOUT_MS, describeDispatchError, devArgs, freePorts, signAndWaitFinalized,
+  stepDeclarer,
+} from './helpers.mjs';
+
+const MODELFACTORY = process.env.MODELFACTORY_BIN;
+const OPENLORA = process.env.OPENLORA_BIN;
+const OPEN = 10n ** 18n;
+const PRICE_IN = 3n * OPEN;
+const PRICE_OUT = 7n * OPEN;
+const PROMPT = 'The copper bell of Quillon';
+const MAX_OUTPUT_TOKENS = 12;
+const MAX_FEE = 5n * OPEN;
+
+describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () => {
+  let node;
+  let engine;
+  let startError;
+  let work;
+  let enginePort;
+  let accounts;
+  let datanet;
+  let trained;
+  let modelId;
+  let settled;
+
+  const step = stepDeclarer('the dev node', () => startError, (name, timeoutMs, fn) =>
+    node.step(name, timeoutMs, fn));
+
+  before(async () => {
+    try {
+      assert.ok(MODELFACTORY && OPENLORA, 'set MODELFACTORY_BIN and OPENLORA_BIN (scripts/test.sh does)');
+      work = mkdtempSync(path.join(os.tmpdir(), 'openledger-e2e-golden-'));
+      [enginePort] = await freePorts(1);
+      node = await OpenLedgerNode.start({
+        name: 'golden',
+        args: (setup) => [...devArgs(setup), '--inference-url', `http://127.0.0.1:${enginePort}`],
+        apiOptions: { rpc: datanetsRpc },
+      });
+      const keyring = new Keyring({ type: 'sr25519', ss58Format: 6736 });
+      accounts = Object.fromEntries(['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie']
+        .map((n) => [n.toLowerCase(), keyring.addFromUri(`//${n}`)]));
+    } catch (error) {
+      startError = error;
+    }
+  }, { timeout: START_TIMEOUT_MS + 10_000 });
+
+  after(async () => {
+    await engine?.stop();
+    await node?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, { timeout: 60_000 });
+
+  async function submit(tx, signer) {
+    const { events, dispatchError, blockHash } = await signAndWaitFinalized(tx, signer);
+    assert.equal(dispatchError, undefined, describeDispatchError(node.api, dispatchError));
+    events.blockHash = blockHash;
+    return events;
+  }
+
+  /** Submits `tx` and expects it to fail with `attribution.<error>`. */
+  async function expectError(tx, signer, error) {
+    const { dispatchError } = await signAndWaitFinalized(tx, signer);
+    assert.ok(dispatchError, `expected attribution.${error}, the call succeeded`);
+    assert.equal(describeDispatchError(node.api, dispatchError).split(' ')[2], `attribution.${error}`);
+  }
+
+  const free = async (api, who, at) =>
+    (await (at ? await api.at(at) : api).query.system.account(who)).data.free.toBigInt();
+
+  step('a contributor\'s files become version 1 of a datanet; ModelFactory trains an adapter on it', 900_000, async (api) => {
+    const { alice, charlie } = accounts;
+    datanet = await publishDatanet(api, submit, { owner: alice, contributor: charlie, files: TOWN_FILES });
+    trained = trainAdapter(MODELFACTORY, {
+      rpcUrl: `http://127.0.0.1:${node.rpcPort}`, datanetId: datanet.datanetId, version: datanet.version,
+      out: path.join(work, 'adapter'),
+    });
+    assert.deepEqual(trained.lineage.datanets[0].contributions.map((c) => c.id), datanet.contributionIds);
+    // The gradient method weighs every contribution of the lineage, so the contributors are paid
+    // whatever the few-step adapter outputs; the span method pays only copied text.
+    engine = await startEngine(OPENLORA, {
+      port: enginePort, loras: [`towns=${path.join(work, 'adapter')}`], extraArgs: ['--attribution', 'datainf'],
+    });
+  });
+
+  step('the model and two operators are registered: Alice (this node\'s key) and Bob (no node)', 120_000, async (api) => {
+    const { alice, bob, dave } = accounts;
+    modelId = await registerModel(api, submit, {
+      sudo: alice, owner: dave, lineage: trained.lineage, manifestHash: trained.manifestHash,
+      priceIn: PRICE_IN, priceOut: PRICE_OUT,
+    });
+    const model = (await api.query.modelRegistry.models(modelId)).unwrap();
+    assert.equal(model.adapterHash.toHex(), trained.lineage.adapter);
+    assert.equal(model.status.toString(), 'Active');
+    // `--dev` put //Alice's attribution key in the node's keystore; Bob's key is nowhere.
+    await submit(api.tx.attribution.registerOperator(u8aToHex(alice.publicKey), [modelId]), alice);
+    await submit(api.tx.attribution.registerOperator(u8aToHex(bob.publicKey), [modelId]), bob);
+    assert.deepEqual((await api.query.attribution.modelOperators(modelId)).map((a) => a.toString()),
+      [alice.address, bob.address]);
+  });
+
+  step('Eve requests an inference; Alice\'s off-chain worker answers with a signed receipt and the fee is split to the plank', 180_000, async (api) => {
+    const { eve, dave } = accounts;
+    const requested = await submit(
+      api.tx.attribution.requestInference(modelId, PROMPT, MAX_OUTPUT_TOKENS, MAX_FEE), eve);
+    const request = eventsOf(requested, 'attribution', 'InferenceRequested')[0].data;
+    assert.equal(request.operator.toString(), accounts.alice.address, 'request 0 goes to the first operator');
+    const requestId = request.requestId.toNumber();
+
+    // Wait for the settlement in a finalized block.
+    settled = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no ReceiptSettled within 150 s')), 150_000);
+      let unsubscribe;
+      api.rpc.chain.subscribeFinalizedHeads(async (header) => {
+        const at = await api.at(header.hash);
+        const events = await at.query.system.events();
+        const event = events.find(({ event: e }) => e.section === 'attribution' && e.method === 'ReceiptSettled'
+          && e.data.requestId.toNumber() === requestId);
+        if (event) {
+          clearTimeout(timer);
+          unsubscribe?.();
+          resolve({ blockHash: header.hash.toHex(), event: event.event, events });
+        }
+      }).then((u) => { unsubscribe = u; }, reject);
+    });
+    const { event, blockHash, events } = settled;
+    const parent = (await api.rpc.chain.getHeader(blockHash)).parentHash.toHex();
+    const output = Buffer.from(event.data.output.toU8a(true)).toString('utf8');
+
+    // The output is the engine's greedy completion of the prompt.
+    const direct = await (await fetch(`${engine.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: trained.lineage.adapter, prompt: PROMPT, max_tokens: MAX_OUTPUT_TOKENS, temperature: 0, attribution: true }),
+    })).json();
+    assert.equal(output, direct.choices[0].text);
+    assert.equal(event.data.outputTokens.toNumber(), direct.receipt.output_tokens);
+    assert.equal(event.data.inputTokens.toNumber(), direct.receipt.input_tokens);
+    assert.equal(event.data.recordHash.toHex(), direct.attribution?.record_hash ?? `0x${'0'.repeat(64)}`);
+
+    const split = (await api.query.attribution.feeParams()).toJSON();
+    const credited = eventsOf(events.map((e) => e), 'attribution', 'ContributorCredited');
+    const weights = (direct.attribution?.weights ?? []).map((w) => [w.contribution, w.ppm])
+      .sort((a, b) => a[0] - b[0]);
+    const expected = feeSplit({
+      tokensIn: event.data.inputTokens.toNumber(), tokensOut: event.data.outputTokens.toNumber(),
+      priceIn: PRICE_IN, priceOut: PRICE_OUT,
+      split: { owner: split.owner, stakers: split.stakers, contributors: split.contributors, platformFee: BigInt(split.platformFee) },
+      weights,
+    });
+    const parts = event.data.parts;
+    assert.equal(parts.fee.toBigInt(), expected.fee);
+    assert.equal(parts.owner.toBigInt(), expected.owner);
+    assert.equal(parts.stakers.toBigInt(), expected.stakers);
+    assert.equal(parts.contributors.toBigInt(), expected.contributors);
+    assert.equal(parts.treasury.toBigInt(), expected.treasury);
+    assert.equal(expected.owner + expected.stakers + expected.contributors + expected.treasury, expected.fee);
+    assert.deepEqual(credited.map((e) => e.data.amount.toBigInt()), expected.amounts.filter((a) => a > 0n));
+
+    // Balances, to the plank, across the settlement block (the receipt pays no transaction fee).
+    const pot = (name) => u8aToHex(new Uint8Array([...stringToU8a('modl'), ...stringToU8a(name), ...new Uint8Array(20)]));
+    const [treasury, stakingPot, rewardPot] = ['ol/trsry', 'ol/stkrw', 'ol/attrb'].map(pot);
+    const delta = async (who) => (await free(api, who, blockHash)) - (await free(api, who, parent));
+    assert.equal(await delta(dave.address), expected.owner, 'model owner');
+    assert.equal(await delta(stakingPot), expected.stakers, 'staking pot');
+    assert.equal(await delta(rewardPot), expected.contributors, 'reward pot');
+    assert.equal(await delta(treasury), expected.treasury, 'treasury');
+    assert.equal(await delta(eve.address), MAX_FEE - expected.fee, 'the unused escrow returns to the requester');
+    assert.equal(event.data.refunded.toBigInt(), MAX_FEE - expected.fee);
+    assert.ok((await api.query.attribution.requests(requestId)).isNone);
+    assert.ok((await api.query.attribution.receipts(requestId)).isSome);
+  });
+
+  step('the contributor claims the rewards credited to them', 60_000, async (api) => {
+    const { charlie } = accounts;
+    const owed = (await api.query.attribution.rewards(charlie.address)).toBigInt();
+    const credited = eventsOf(settled.events, 'attribution', 'ContributorCredited')
+      .reduce((s, e) => s + e.data.amount.toBigInt(), 0n);
+    assert.equal(owed, credited);
+    assert.ok(owed > 0n, 'the receipt credits the contributor');
+    const before = await free(api, charlie.address);
+    const events = await submit(api.tx.attribution.claimRewards(), charlie);
+    assert.equal(eventsOf(events, 'attribution', 'RewardsClaimed')[0].data.amount.toBigInt(), owed);
+    const fee = eventsOf(events, 'transactionPayment', 'TransactionFeePaid')[0].data.actualFee.toBigInt();
+    assert.equal(await free(api, charlie.address, events.blockHash) - before, owed - fee);
+    assert.equal((await api.query.attribution.rewards(charlie.address)).toBigInt(), 0n);
+    await expectError(api.tx.attribution.claimRewards(), charlie, 'NothingToClaim');
+  });
+
+  step('receipts for Bob\'s request: wrong key, outside the lineage and over the token limit are refused; a valid one settles once', 300_000, async (api) => {
+    const { bob, eve, ferdie, alice, charlie } = accounts;
+    // Version 2 adds a contribution the model's lineage (version 1) does not cover.
+    const [outside] = await contribute(api, submit, datanet.datanetId, charlie, ['The river Ost floods every spring.']);
+    await submit(api.tx.datanets.review(outside, 'Approve', 80), alice);
+    await submit(api.tx.datanets.publishVersion(datanet.datanetId), alice);
+
+    const requested = await submit(
+      api.tx.attribution.requestInference(modelId, PROMPT, MAX_OUTPUT_TOKENS, MAX_FEE), eve);
+    const request = eventsOf(requested, 'attribution', 'InferenceRequested')[0].data;
+    assert.equal(request.operator.toString(), bob.address, 'request 1 goes to the second operator');
+    const text = ' rings at noon.';
+    const receipt = {
+      requestId: request.requestId, operator: bob.address, modelId, adapterHash: trained.lineage.adapter,
+      promptHash: blake2AsHex(PROMPT, 256), outputHash: blake2AsHex(text, 256),
+      inputTokens: 7, outputTokens: 4, method: 'Span', indexRoot: trained.lineage.span_index_root,
+      recordHash: `0x${'11'.repeat(32)}`, weights: [[datanet.contributionIds[2], 1_000_000]], output: text,
+    };
+    const signed = (r, key = bob) => api.tx.attribution.submitReceipt(r, u8aToHex(key.sign(receiptPayload(api, r))));
+
+    await expectError(signed(receipt, ferdie), bob, 'BadSignature');
+    await expectError(signed({ ...receipt, weights: [[outside, 1_000_000]] }), bob, 'NotInLineage');
+    await expectError(signed({ ...receipt, outputTokens: MAX_OUTPUT_TOKENS + 1 }), bob, 'TooManyOutputTokens');
+    await expectError(signed({ ...receipt, inputTokens: PROMPT.length + 5 }), bob, 'TooManyInputTokens');
+
+    const valid = signed(receipt);
+    const events = await submit(valid, ferdie);
+    assert.equal(eventsOf(events, 'attribution', 'ReceiptSettled').length, 1);
+    // The same signed receipt again: a replay.
+    await expectError(signed(receipt), ferdie, 'AlreadySettled');
+  });
+
+  step('a request nobody answers is refunded after its deadline', 180_000, async (api) => {
+    const { eve, bob } = accounts;
+    // Request 2 goes to Alice, whose worker answers it; request 3 to Bob, who never does.
+    const events = await submit(api.tx.utility.batchAll([
+      api.tx.attribution.requestInference(modelId, PROMPT, MAX_OUTPUT_TOKENS, MAX_FEE),
+      api.tx.attribution.requestInference(modelId, PROMPT, MAX_OUTPUT_TOKENS, MAX_FEE),
+    ]), eve);
+    const unanswered = eventsOf(events, 'attribution', 'InferenceRequested')
+      .find((e) => e.data.operator.toString() === bob.address).data;
+    await expectError(api.tx.attribution.refund(unanswered.requestId), bob, 'NotExpired');
+    const deadline = unanswered.deadline.toNumber();
+    for (;;) {
+      const head = (await api.rpc.chain.getHeader()).number.toNumber();
+      if (head > deadline) break;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    const refunded = await submit(api.tx.attribution.refund(unanswered.requestId), bob);
+    const event = eventsOf(refunded, 'attribution', 'RequestRefunded')[0].data;
+    assert.equal(event.amount.toBigInt(), MAX_FEE);
+    assert.equal(event.requester.toString(), eve.address);
+    assert.ok((await api.query.attribution.requests(unanswered.requestId)).isNone);
+  });
+});
