@@ -7,16 +7,16 @@
 // to teach it anything (the bench measures that).
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe } from 'node:test';
 
 import { Keyring } from '@polkadot/api';
-import { stringToU8a, u8aToHex } from '@polkadot/util';
-
 import { datanetsRpc } from '../datanets-rpc.mjs';
+import {
+  modelfactory as runModelfactory, publishDatanet, startEngine, TOWN_FILES, trainAdapter,
+} from '../poa.mjs';
 import {
   OpenLedgerNode,
   START_TIMEOUT_MS,
@@ -24,7 +24,6 @@ import {
   freePorts,
   signAndWaitFinalized,
   stepDeclarer,
-  withTimeout,
 } from './helpers.mjs';
 
 const MODELFACTORY = process.env.MODELFACTORY_BIN;
@@ -32,11 +31,6 @@ const OPENLORA = process.env.OPENLORA_BIN;
 const TX_TIMEOUT_MS = 60_000;
 const TRAIN_TIMEOUT_MS = 600_000;
 
-const FILES = [
-  'The lighthouse of Velmora is painted with green and white stripes, and its lamp can be seen from forty miles away.',
-  'In the village of Tarsk the bakers make a black rye bread with caraway seeds every Thursday morning.',
-  'The copper bell of Quillon rings thirteen times at noon to remember the founders of the town.',
-];
 
 describe('ModelFactory and attribution on a datanet of a --dev node', () => {
   let node;
@@ -77,32 +71,17 @@ describe('ModelFactory and attribution on a datanet of a --dev node', () => {
 
   const rpcUrl = () => `http://127.0.0.1:${node.rpcPort}`;
 
-  function modelfactory(args, { timeout = TRAIN_TIMEOUT_MS } = {}) {
-    const run = spawnSync(MODELFACTORY, args, {
-      encoding: 'utf8', timeout, maxBuffer: 64 << 20, env: { ...process.env, RUST_BACKTRACE: '0', RUST_LIB_BACKTRACE: '0' },
-    });
-    return { status: run.status, stdout: run.stdout, stderr: run.stderr };
-  }
+  const modelfactory = (args, { timeout = TRAIN_TIMEOUT_MS } = {}) =>
+    runModelfactory(MODELFACTORY, args, { timeout });
 
   step('contributors upload three files, the owner accepts them and publishes version 1', TX_TIMEOUT_MS * 3, async (api) => {
-    await submit(api, api.tx.datanets.createDatanet(
-      { name: 'towns', description: 'facts about towns', tags: ['geo'], license: 'CC-BY-4.0' }, 'Open'), alice);
-    const contribute = [];
-    for (const [i, text] of FILES.entries()) {
-      const bytes = stringToU8a(text);
-      const { hash, size } = (await api.rpc.datanets.upload(u8aToHex(bytes))).toJSON();
-      contribute.push(api.tx.datanets.contribute(datanetId, hash, size, `town-${i}.txt`));
-    }
-    const events = await submit(api, api.tx.utility.batchAll(contribute), charlie);
-    for (const { event } of events) {
-      if (event.section === 'datanets' && event.method === 'Contributed') {
-        contributionIds.push(event.data.contributionId.toNumber());
-      }
-    }
-    assert.equal(contributionIds.length, 3);
-    await submit(api, api.tx.utility.batchAll(contributionIds.map((id) =>
-      api.tx.datanets.review(id, 'Approve', 90))), alice);
-    await submit(api, api.tx.datanets.publishVersion(datanetId), alice);
+    const published = await publishDatanet(api, (tx, signer) => submit(api, tx, signer), {
+      owner: alice, contributor: charlie, files: TOWN_FILES,
+    });
+    assert.equal(published.datanetId, datanetId);
+    assert.equal(published.version, 1);
+    assert.equal(published.contributionIds.length, 3);
+    contributionIds.push(...published.contributionIds);
   });
 
   step('an unknown version is refused by name', 60_000, async () => {
@@ -117,12 +96,10 @@ describe('ModelFactory and attribution on a datanet of a --dev node', () => {
 
   step('ModelFactory trains an adapter on version 1 fetched through the node', TRAIN_TIMEOUT_MS, async (api) => {
     adapter = path.join(work, 'towns-adapter');
-    const run = modelfactory(['train', '--datanet', String(datanetId), '--version', '1', '--rpc', rpcUrl(),
-      '--out', adapter, '--steps', '2', '--batch', '2', '--seq-len', '48', '--holdout-every', '0',
-      '--gradient-tokens', '24', '--rank', '4', '--targets', 'q_proj,v_proj']);
-    assert.equal(run.status, 0, run.stderr);
+    const trained = trainAdapter(MODELFACTORY, { rpcUrl: rpcUrl(), datanetId, version: 1, out: adapter });
+    const { run } = trained;
     const summary = JSON.parse(run.stdout);
-    lineage = JSON.parse(readFileSync(path.join(adapter, 'lineage.json'), 'utf8'));
+    lineage = trained.lineage;
     assert.equal(summary.adapter_hash, lineage.adapter);
     const version = (await api.query.datanets.versions(datanetId, 1)).unwrap();
     assert.equal(lineage.datanets.length, 1);
@@ -135,19 +112,9 @@ describe('ModelFactory and attribution on a datanet of a --dev node', () => {
 
   step('OpenLoRA serves the adapter and attributes completions; verify recomputes them', TRAIN_TIMEOUT_MS, async () => {
     const [port] = await freePorts(1);
-    const url = `http://127.0.0.1:${port}`;
-    const proc = spawn(OPENLORA, ['--port', String(port), '--lora', `towns=${adapter}`]);
-    let log = '';
-    proc.stdout.on('data', (d) => { log += d; });
-    proc.stderr.on('data', (d) => { log += d; });
+    const engine = await startEngine(OPENLORA, { port, loras: [`towns=${adapter}`] });
+    const { url } = engine;
     try {
-      await withTimeout((async () => {
-        for (;;) {
-          if (proc.exitCode !== null) throw new Error(`openlora exited ${proc.exitCode}:\n${log}`);
-          try { if ((await fetch(`${url}/health`)).ok) return; } catch { /* starting */ }
-          await new Promise((r) => setTimeout(r, 300));
-        }
-      })(), 120_000, `openlora to answer /health\n${log}`);
       const prompt = 'The copper bell of Quillon';
       for (const method of ['span', 'datainf']) {
         const r = await fetch(`${url}/v1/completions`, {
@@ -175,7 +142,7 @@ describe('ModelFactory and attribution on a datanet of a --dev node', () => {
         }
       }
     } finally {
-      proc.kill('SIGINT');
+      await engine.stop();
     }
   });
 

@@ -1,0 +1,333 @@
+//! Benchmarks for `pallet_attribution`: each call in its most expensive case (full operator lists
+//! on every model touched, the longest prompt and output, a receipt weighing `k` contributions of
+//! contributors that have no reward balance yet, and a model owner that is paid).
+//!
+//! `T::Models::register_for_benchmark` and `T::Datanets::publish_for_benchmark` set up the models
+//! and their lineage; operator keys come from `T::OperatorKey::generate_pair`, which needs the
+//! keystore the benchmark CLI provides (the mock's `UintAuthorityId` needs none).
+
+use super::*;
+use alloc::{vec, vec::Vec};
+use frame_benchmarking::v2::*;
+use frame_support::{
+	pallet_prelude::{Authorize, TransactionSource},
+	traits::{
+		fungible::{Inspect, Mutate},
+		EnsureOrigin, Get,
+	},
+	BoundedVec,
+};
+use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
+use pallet_datanets::{ContributionId, DatanetsInspect};
+use pallet_model_registry::{LineageEntry, ModelId, ModelsInspect};
+use sp_core::H256;
+use sp_runtime::{
+	traits::{BlakeTwo256, Bounded, Hash, One, Saturating, Zero},
+	Perbill, RuntimeAppPublic,
+};
+
+/// Enough for every bond and escrow a benchmark takes, without approaching the issuance limit.
+fn rich<T: Config>() -> BalanceOf<T> {
+	BalanceOf::<T>::max_value() / 1_000_000u32.into()
+}
+
+fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
+	let who: T::AccountId = account(name, index, 0);
+	T::Currency::set_balance(&who, rich::<T>());
+	who
+}
+
+/// A price per 1,000 tokens at which every part of a fee, and every contributor's share of it,
+/// is well above zero.
+fn price<T: Config>() -> BalanceOf<T> {
+	T::Currency::minimum_balance().max(One::one()).saturating_mul(1_000_000u32.into())
+}
+
+/// The treasury, the staking pot and the reward pot must exist (genesis funds them).
+fn fund_pots<T: Config>() {
+	let ed = T::Currency::minimum_balance();
+	for pot in [T::Treasury::get(), T::StakingPot::get(), Pallet::<T>::reward_pot()] {
+		if T::Currency::balance(&pot) < ed {
+			T::Currency::set_balance(&pot, ed);
+		}
+	}
+}
+
+/// Fills `model_id`'s operator list with accounts that are not operators, leaving one place.
+fn fill_operators<T: Config>(model_id: ModelId) {
+	let others: Vec<T::AccountId> =
+		(1..T::MaxOperatorsPerModel::get()).map(|i| account("other operator", i, 0)).collect();
+	ModelOperators::<T>::insert(model_id, BoundedVec::truncate_from(others));
+}
+
+/// `n` active models, each with a full operator list but for one place.
+fn models<T: Config>(n: u32) -> BoundedVec<ModelId, T::MaxModelsPerOperator> {
+	let owner = funded::<T>("model owner", 0);
+	let ids: Vec<ModelId> = (0..n)
+		.map(|_| {
+			let id = T::Models::register_for_benchmark(owner.clone(), vec![], price::<T>());
+			fill_operators::<T>(id);
+			id
+		})
+		.collect();
+	BoundedVec::truncate_from(ids)
+}
+
+/// Registers `who` serving `models`; returns its key.
+fn register<T: Config>(
+	who: &T::AccountId,
+	models: BoundedVec<ModelId, T::MaxModelsPerOperator>,
+) -> T::OperatorKey {
+	let key = T::OperatorKey::generate_pair(None);
+	Pallet::<T>::register_operator(RawOrigin::Signed(who.clone()).into(), key.clone(), models)
+		.expect("a funded operator registers");
+	key
+}
+
+fn full<S: Get<u32>>(byte: u8) -> BoundedVec<u8, S> {
+	BoundedVec::truncate_from(vec![byte; S::get() as usize])
+}
+
+/// The most lineage entries a model keeps: `register_for_benchmark` truncates to the registry's
+/// bound, which this pallet cannot name, so a probe model tells.
+fn lineage_cap<T: Config>(owner: &T::AccountId) -> u32 {
+	let probe: Vec<LineageEntry> =
+		(0..T::MaxWeights::get()).map(|i| (u32::MAX - i, 1)).collect();
+	let id = T::Models::register_for_benchmark(owner.clone(), probe, price::<T>());
+	T::Models::served_model(id).map_or(1, |m| m.lineage.len() as u32).max(1)
+}
+
+/// `k` published contributions, spread over as many datanets (each with its own contributor,
+/// who has no reward balance yet) as a model's lineage may hold; the lineage covering them.
+fn contributions<T: Config>(
+	owner: &T::AccountId,
+	k: u32,
+) -> (Vec<LineageEntry>, Vec<ContributionId>, Vec<T::AccountId>) {
+	let datanets = k.min(lineage_cap::<T>(owner));
+	let mut lineage = Vec::new();
+	let mut ids = Vec::new();
+	let mut contributors = Vec::new();
+	for d in 0..datanets {
+		let contributor = funded::<T>("contributor", d);
+		// The first `k % datanets` datanets take one contribution more.
+		let count = k / datanets + if d < k % datanets { 1 } else { 0 };
+		let (datanet_id, version, mut published) =
+			T::Datanets::publish_for_benchmark(owner.clone(), contributor.clone(), count, false);
+		lineage.push((datanet_id, version));
+		ids.append(&mut published);
+		contributors.push(contributor);
+	}
+	ids.sort();
+	(lineage, ids, contributors)
+}
+
+/// `k` positive weights summing to `PPM`.
+fn weights(ids: &[ContributionId]) -> Vec<(ContributionId, Ppm)> {
+	let k = ids.len() as u32;
+	ids.iter()
+		.enumerate()
+		.map(|(i, id)| (*id, PPM / k + if i == 0 { PPM % k } else { 0 }))
+		.collect()
+}
+
+/// An open request with the longest prompt, for a model trained on `k` contributions, and its
+/// assigned operator's signed receipt weighing all of them, with the longest output.
+fn signed_receipt<T: Config>(
+	k: u32,
+) -> Result<
+	(Receipt<T>, <T::OperatorKey as RuntimeAppPublic>::Signature, Vec<T::AccountId>),
+	BenchmarkError,
+> {
+	fund_pots::<T>();
+	let owner = funded::<T>("model owner", 0);
+	let (lineage, ids, contributors) = contributions::<T>(&owner, k);
+	let model_id = T::Models::register_for_benchmark(owner, lineage, price::<T>());
+	let operator = funded::<T>("operator", 0);
+	let key = register::<T>(&operator, BoundedVec::truncate_from(vec![model_id]));
+	let requester = funded::<T>("requester", 0);
+	let prompt: BoundedVec<u8, T::MaxPromptLength> = full(b'p');
+	let model = T::Models::served_model(model_id).ok_or("the model is registered")?;
+	let input_tokens = Pallet::<T>::max_input_tokens(prompt.len());
+	let output_tokens = T::MaxOutputTokens::get();
+	let max_fee = Pallet::<T>::fee(&model, input_tokens, output_tokens);
+	let request_id = NextRequestId::<T>::get();
+	Pallet::<T>::request_inference(
+		RawOrigin::Signed(requester).into(),
+		model_id,
+		prompt.clone(),
+		output_tokens,
+		max_fee,
+	)?;
+	let output: BoundedVec<u8, T::MaxOutputLength> = full(b'o');
+	let receipt = Receipt::<T> {
+		request_id,
+		operator,
+		model_id,
+		adapter_hash: model.adapter_hash,
+		prompt_hash: BlakeTwo256::hash(&prompt),
+		output_hash: BlakeTwo256::hash(&output),
+		input_tokens,
+		output_tokens,
+		method: AttributionMethod::Span,
+		index_root: H256::repeat_byte(1),
+		record_hash: H256::repeat_byte(2),
+		weights: BoundedVec::truncate_from(weights(&ids)),
+		output,
+	};
+	let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+	let signature = key.sign(&receipt.signing_payload(&genesis)).ok_or("the key signs")?;
+	Ok((receipt, signature, contributors))
+}
+
+#[benchmarks]
+mod benchmarks {
+	use super::*;
+
+	#[benchmark]
+	fn register_operator(n: Linear<1, { T::MaxModelsPerOperator::get() }>) {
+		let models = models::<T>(n);
+		let operator = funded::<T>("operator", 0);
+		let key = T::OperatorKey::generate_pair(None);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(operator.clone()), key.clone(), models.clone());
+		assert_eq!(OperatorByKey::<T>::get(&key), Some(operator.clone()));
+		for model_id in models {
+			assert_eq!(ModelOperators::<T>::get(model_id).last(), Some(&operator));
+		}
+	}
+
+	#[benchmark]
+	fn set_operator_models(
+		o: Linear<1, { T::MaxModelsPerOperator::get() }>,
+		n: Linear<1, { T::MaxModelsPerOperator::get() }>,
+	) {
+		let operator = funded::<T>("operator", 0);
+		register::<T>(&operator, models::<T>(o));
+		let new_models = models::<T>(n);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(operator.clone()), new_models.clone());
+		assert_eq!(Operators::<T>::get(&operator).map(|i| i.models), Some(new_models));
+	}
+
+	#[benchmark]
+	fn unbond(n: Linear<1, { T::MaxModelsPerOperator::get() }>) {
+		let operator = funded::<T>("operator", 0);
+		let models = models::<T>(n);
+		register::<T>(&operator, models.clone());
+		#[extrinsic_call]
+		_(RawOrigin::Signed(operator.clone()));
+		assert!(Operators::<T>::get(&operator).and_then(|i| i.unbonding_at).is_some());
+		for model_id in models {
+			assert!(!ModelOperators::<T>::get(model_id).contains(&operator));
+		}
+	}
+
+	#[benchmark]
+	fn withdraw_bond() {
+		let operator = funded::<T>("operator", 0);
+		let key = register::<T>(&operator, models::<T>(1));
+		Pallet::<T>::unbond(RawOrigin::Signed(operator.clone()).into())
+			.expect("the operator unbonds");
+		let at = frame_system::Pallet::<T>::block_number().saturating_add(T::UnbondingDelay::get());
+		frame_system::Pallet::<T>::set_block_number(at);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(operator.clone()));
+		assert!(Operators::<T>::get(&operator).is_none());
+		assert!(OperatorByKey::<T>::get(&key).is_none());
+	}
+
+	#[benchmark]
+	fn request_inference(p: Linear<1, { T::MaxPromptLength::get() }>) -> Result<(), BenchmarkError> {
+		let models = models::<T>(1);
+		let model_id = models[0];
+		register::<T>(&funded::<T>("operator", 0), models);
+		let requester = funded::<T>("requester", 0);
+		let prompt: BoundedVec<u8, T::MaxPromptLength> =
+			BoundedVec::truncate_from(vec![b'p'; p as usize]);
+		let model = T::Models::served_model(model_id).ok_or("the model is registered")?;
+		let output_tokens = T::MaxOutputTokens::get();
+		let max_fee =
+			Pallet::<T>::fee(&model, Pallet::<T>::max_input_tokens(p as usize), output_tokens);
+		let request_id = NextRequestId::<T>::get();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(requester.clone()), model_id, prompt, output_tokens, max_fee);
+		assert_eq!(Requests::<T>::get(request_id).map(|r| r.requester), Some(requester));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn submit_receipt(k: Linear<1, { T::MaxWeights::get() }>) -> Result<(), BenchmarkError> {
+		let (receipt, signature, contributors) = signed_receipt::<T>(k)?;
+		let request_id = receipt.request_id;
+		let relayer: T::AccountId = whitelisted_caller();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(relayer), receipt, signature);
+		assert!(Receipts::<T>::contains_key(request_id));
+		assert!(Requests::<T>::get(request_id).is_none());
+		for contributor in contributors {
+			assert!(!Rewards::<T>::get(&contributor).is_zero());
+		}
+		Ok(())
+	}
+
+	#[benchmark]
+	fn authorize_submit_receipt(
+		k: Linear<1, { T::MaxWeights::get() }>,
+	) -> Result<(), BenchmarkError> {
+		let (receipt, signature, _) = signed_receipt::<T>(k)?;
+		let call = Call::<T>::submit_receipt { receipt, signature };
+		#[block]
+		{
+			call.authorize(TransactionSource::External)
+				.ok_or("submit_receipt must give some authorization")??;
+		}
+		Ok(())
+	}
+
+	#[benchmark]
+	fn refund() -> Result<(), BenchmarkError> {
+		let (receipt, _, _) = signed_receipt::<T>(1)?;
+		let request_id = receipt.request_id;
+		let deadline = Requests::<T>::get(request_id).ok_or("the request is open")?.deadline;
+		frame_system::Pallet::<T>::set_block_number(deadline.saturating_add(One::one()));
+		let caller: T::AccountId = whitelisted_caller();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(caller), request_id);
+		assert!(Requests::<T>::get(request_id).is_none());
+		assert!(!Assigned::<T>::contains_key(&receipt.operator, request_id));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn claim_rewards() {
+		fund_pots::<T>();
+		let ed = T::Currency::minimum_balance();
+		let amount = price::<T>();
+		T::Currency::set_balance(&Pallet::<T>::reward_pot(), ed.saturating_add(amount));
+		// A claimant with no account yet: the claim creates it.
+		let who: T::AccountId = account("contributor", 0, 0);
+		Rewards::<T>::insert(&who, amount);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+		assert_eq!(T::Currency::balance(&who), amount);
+		assert!(!Rewards::<T>::contains_key(&who));
+	}
+
+	#[benchmark]
+	fn set_fee_split() -> Result<(), BenchmarkError> {
+		let origin =
+			T::AdminOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		let split = FeeSplit {
+			owner: Perbill::from_percent(30),
+			stakers: Perbill::from_percent(20),
+			contributors: Perbill::from_percent(50),
+			platform_fee: T::Currency::minimum_balance(),
+		};
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, split);
+		assert_eq!(FeeParams::<T>::get(), split);
+		Ok(())
+	}
+
+	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
+}

@@ -1,0 +1,1350 @@
+//! Unit tests of the attribution pallet on the mock runtime (`mock.rs`).
+//!
+//! Expected fees and parts are worked out by hand in the comments and written as numbers, so a
+//! change to the formula or the rounding shows up here; the mock's constants they assume are
+//! checked in `mock_constants_are_the_ones_these_tests_assume`.
+
+use crate::{
+	mock::*, Assigned, AttributionMethod, Call, Error, Event, FeeParams, FeeParts, FeeSplit,
+	HoldReason, ModelOperators, NextRequestId, OperatorByKey, OperatorInfo, Operators, Ppm,
+	Receipt, ReceiptRecord, Receipts, RequestId, RequestInfo, Requests, Rewards,
+};
+use codec::{Decode, Encode};
+use frame_support::{
+	assert_noop, assert_ok,
+	pallet_prelude::Authorize,
+	traits::{
+		fungible::{Inspect, InspectHold},
+		Get, Hooks,
+	},
+	BoundedVec,
+};
+use pallet_datanets::{ContributionId, DatanetId};
+use pallet_model_registry::{ModelId, ModelsInspect};
+use sp_core::{
+	offchain::{
+		testing::{PendingRequest, TestOffchainExt, TestTransactionPoolExt},
+		OffchainDbExt, OffchainWorkerExt, StorageKind, TransactionPoolExt,
+	},
+	H256,
+};
+use sp_runtime::{
+	testing::{TestSignature, UintAuthorityId},
+	traits::{BlakeTwo256, Hash},
+	transaction_validity::{InvalidTransaction, TransactionSource, TransactionValidityError},
+	BuildStorage, DispatchError, DispatchResult, Perbill, RuntimeAppPublic, TokenError,
+};
+
+const BOND: Balance = 1_000;
+const UNBONDING_DELAY: u64 = 10;
+const REQUEST_TIMEOUT: u64 = 5;
+const MAX_SPECIAL_TOKENS: u32 = 2;
+
+/// Prices per 1,000 tokens, odd enough that every floor in the fee and its split drops something.
+const PRICE_IN: Balance = 123_457;
+const PRICE_OUT: Balance = 234_567;
+const PROMPT: &[u8] = b"Hello";
+const OUTPUT: &[u8] = b"Hi there";
+const MAX_OUTPUT_TOKENS: u32 = 10;
+const MAX_FEE: Balance = 5_000;
+/// The worst case of a `PROMPT` request: (5 + 2) input tokens and 10 output tokens,
+/// (123_457·7 + 234_567·10) / 1000 = 3_209_869 / 1000 = 3_209.
+const WORST: Balance = 3_209;
+/// The tokens the receipts report.
+const INPUT_TOKENS: u32 = 5;
+const OUTPUT_TOKENS: u32 = 9;
+/// F = (123_457·5 + 234_567·9) / 1000 = (617_285 + 2_111_103) / 1000 = 2_728 (388 dropped).
+const FEE: Balance = 2_728;
+/// The default split of F: 40 % of 2_728 = 1_091.2, 10 % = 272.8, 50 % = 1_364.
+const OWNER_PART: Balance = 1_091;
+const STAKERS_PART: Balance = 272;
+const POOL: Balance = 1_364;
+/// The weights of `World::weights` and their shares of the 1_364 pool:
+/// 0.123456 · 1_364 = 168.39, 0.543210 · 1_364 = 740.94, 0.333334 · 1_364 = 454.67.
+const EVE1_PPM: Ppm = 123_456;
+const EVE2_PPM: Ppm = 543_210;
+const FERDIE_PPM: Ppm = 333_334;
+const EVE1_AMOUNT: Balance = 168;
+const EVE2_AMOUNT: Balance = 740;
+const FERDIE_AMOUNT: Balance = 454;
+const CONTRIBUTORS_PART: Balance = EVE1_AMOUNT + EVE2_AMOUNT + FERDIE_AMOUNT;
+/// The treasury's part: 2_728 − 1_091 − 272 − 1_362 = 3, the three rounding remainders
+/// (0.2 + 0.8 + 2).
+const TREASURY_PART: Balance = 3;
+/// The datanet the standard model was trained on, version 1.
+const DATANET: DatanetId = 0;
+/// Another datanet, outside the standard model's lineage.
+const OTHER_DATANET: DatanetId = 1;
+/// A model id nothing was registered under.
+const MISSING_MODEL: ModelId = 42;
+/// Submits receipts; any signed account may.
+const RELAYER: AccountId = 9;
+
+fn signed(who: AccountId) -> RuntimeOrigin {
+	RuntimeOrigin::signed(who)
+}
+
+fn bounded<T: Clone + core::fmt::Debug, S: Get<u32>>(items: &[T]) -> BoundedVec<T, S> {
+	items.to_vec().try_into().expect("within the bound")
+}
+
+/// The attribution key each account registers with.
+fn key_of(who: AccountId) -> UintAuthorityId {
+	UintAuthorityId(100 + who)
+}
+
+fn free(who: AccountId) -> Balance {
+	Balances::free_balance(who)
+}
+
+fn bond_held(who: AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Attribution(HoldReason::OperatorBond), &who)
+}
+
+fn escrow_held(who: AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Attribution(HoldReason::Escrow), &who)
+}
+
+fn issuance() -> Balance {
+	<Balances as Inspect<AccountId>>::total_issuance()
+}
+
+fn attribution_events() -> Vec<Event<Test>> {
+	System::events()
+		.into_iter()
+		.filter_map(|r| match r.event {
+			RuntimeEvent::Attribution(e) => Some(e),
+			_ => None,
+		})
+		.collect()
+}
+
+fn last_event() -> Event<Test> {
+	attribution_events().pop().expect("an attribution event")
+}
+
+fn register(who: AccountId, models: &[ModelId]) {
+	assert_ok!(Attribution::register_operator(signed(who), key_of(who), bounded(models)));
+}
+
+fn serving(model_id: ModelId) -> Vec<AccountId> {
+	ModelOperators::<Test>::get(model_id).into_inner()
+}
+
+/// A `PROMPT` request from CHARLIE with `max_fee`.
+fn request_with_fee(model_id: ModelId, max_fee: Balance) -> RequestId {
+	let request_id = NextRequestId::<Test>::get();
+	assert_ok!(Attribution::request_inference(
+		signed(CHARLIE),
+		model_id,
+		bounded(PROMPT),
+		MAX_OUTPUT_TOKENS,
+		max_fee
+	));
+	request_id
+}
+
+fn request(model_id: ModelId) -> RequestId {
+	request_with_fee(model_id, MAX_FEE)
+}
+
+fn genesis() -> H256 {
+	System::block_hash(0)
+}
+
+/// What the assigned operator's engine would report for an open request: `OUTPUT`, 5 input and
+/// 9 output tokens, and `weights` (method `Span`, or `None` when empty).
+fn receipt(request_id: RequestId, weights: &[(ContributionId, Ppm)]) -> Receipt<Test> {
+	let request = Requests::<Test>::get(request_id).expect("the request is open");
+	Receipt {
+		request_id,
+		operator: request.operator,
+		model_id: request.model_id,
+		adapter_hash: adapter_of(request.model_id),
+		prompt_hash: BlakeTwo256::hash(&request.prompt),
+		output_hash: BlakeTwo256::hash(OUTPUT),
+		input_tokens: INPUT_TOKENS,
+		output_tokens: OUTPUT_TOKENS,
+		method: if weights.is_empty() { AttributionMethod::None } else { AttributionMethod::Span },
+		index_root: H256::repeat_byte(0x11),
+		record_hash: H256::repeat_byte(0x22),
+		weights: bounded(weights),
+		output: bounded(OUTPUT),
+	}
+}
+
+fn sign_with(key: &UintAuthorityId, receipt: &Receipt<Test>) -> TestSignature {
+	key.sign(&receipt.signing_payload(&genesis())).expect("UintAuthorityId signs anything")
+}
+
+/// Submits `receipt` signed by its operator's key, from `RELAYER`.
+fn submit(receipt: Receipt<Test>) -> DispatchResult {
+	let signature = sign_with(&key_of(receipt.operator), &receipt);
+	Attribution::submit_receipt(signed(RELAYER), receipt, signature)
+}
+
+/// The standard setup: DAVE's model trained on version 1 of `DATANET`, which publishes two
+/// contributions of EVE and one of FERDIE, served by ALICE.
+struct World {
+	model: ModelId,
+	eve1: ContributionId,
+	eve2: ContributionId,
+	ferdie: ContributionId,
+}
+
+impl World {
+	fn new() -> Self {
+		let model = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![(DATANET, 1)]);
+		let eve1 = MockDatanets::publish(EVE, DATANET, 1);
+		let eve2 = MockDatanets::publish(EVE, DATANET, 1);
+		let ferdie = MockDatanets::publish(FERDIE, DATANET, 1);
+		register(ALICE, &[model]);
+		World { model, eve1, eve2, ferdie }
+	}
+
+	/// Sorted by contribution id, summing to 1_000_000.
+	fn weights(&self) -> Vec<(ContributionId, Ppm)> {
+		vec![(self.eve1, EVE1_PPM), (self.eve2, EVE2_PPM), (self.ferdie, FERDIE_PPM)]
+	}
+}
+
+fn custom_error_index(error: Error<Test>) -> u8 {
+	match DispatchError::from(error) {
+		DispatchError::Module(module) => module.error[0],
+		other => panic!("not a module error: {other:?}"),
+	}
+}
+
+#[test]
+fn mock_constants_are_the_ones_these_tests_assume() {
+	assert_eq!(<<Test as crate::Config>::OperatorBond as Get<Balance>>::get(), BOND);
+	assert_eq!(<<Test as crate::Config>::UnbondingDelay as Get<u64>>::get(), UNBONDING_DELAY);
+	assert_eq!(<<Test as crate::Config>::RequestTimeout as Get<u64>>::get(), REQUEST_TIMEOUT);
+	assert_eq!(<<Test as crate::Config>::MaxSpecialTokens as Get<u32>>::get(), MAX_SPECIAL_TOKENS);
+	assert_eq!(OWNER_PART + STAKERS_PART + CONTRIBUTORS_PART + TREASURY_PART, FEE);
+	assert_eq!(EVE1_PPM + EVE2_PPM + FERDIE_PPM, crate::PPM);
+	new_test_ext().execute_with(|| {
+		let model = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		let served = <MockModels as ModelsInspect<AccountId, Balance>>::served_model(model).unwrap();
+		assert_eq!(Attribution::fee(&served, INPUT_TOKENS, OUTPUT_TOKENS), FEE);
+		assert_eq!(
+			Attribution::fee(&served, PROMPT.len() as u32 + MAX_SPECIAL_TOKENS, MAX_OUTPUT_TOKENS),
+			WORST
+		);
+	});
+}
+
+#[test]
+fn genesis_funds_the_pots_and_keeps_the_default_split() {
+	new_test_ext().execute_with(|| {
+		assert_eq!(free(TREASURY), ED);
+		assert_eq!(free(STAKING_POT), ED);
+		assert_eq!(free(reward_pot()), ED);
+		assert_ne!(reward_pot(), TREASURY);
+		assert_eq!(
+			FeeParams::<Test>::get(),
+			FeeSplit {
+				owner: Perbill::from_percent(40),
+				stakers: Perbill::from_percent(10),
+				contributors: Perbill::from_percent(50),
+				platform_fee: 0,
+			}
+		);
+	});
+}
+
+#[test]
+fn genesis_sets_a_valid_split() {
+	let split = FeeSplit {
+		owner: Perbill::from_percent(30),
+		stakers: Perbill::from_percent(20),
+		contributors: Perbill::from_percent(50),
+		platform_fee: 7,
+	};
+	let storage = crate::GenesisConfig::<Test> { fee_split: Some(split) }.build_storage().unwrap();
+	sp_io::TestExternalities::new(storage).execute_with(|| {
+		assert_eq!(FeeParams::<Test>::get(), split);
+	});
+}
+
+#[test]
+#[should_panic(expected = "the fee split's shares must sum to 100 %")]
+fn genesis_rejects_an_invalid_split() {
+	let split = FeeSplit {
+		owner: Perbill::from_percent(40),
+		stakers: Perbill::from_percent(10),
+		contributors: Perbill::from_percent(40),
+		platform_fee: 0,
+	};
+	let _ = crate::GenesisConfig::<Test> { fee_split: Some(split) }.build_storage();
+}
+
+// --- Operators ---------------------------------------------------------------------------------
+
+#[test]
+fn register_operator_holds_the_bond() {
+	new_test_ext().execute_with(|| {
+		let m1 = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		let m2 = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		let before = issuance();
+		register(ALICE, &[m1, m2]);
+		assert_eq!(free(ALICE), INITIAL_BALANCE - BOND);
+		assert_eq!(bond_held(ALICE), BOND);
+		assert_eq!(issuance(), before);
+		assert_eq!(
+			Operators::<Test>::get(ALICE),
+			Some(OperatorInfo {
+				key: key_of(ALICE),
+				models: bounded(&[m1, m2]),
+				bond: BOND,
+				unbonding_at: None,
+			})
+		);
+		assert_eq!(OperatorByKey::<Test>::get(key_of(ALICE)), Some(ALICE));
+		assert_eq!(serving(m1), vec![ALICE]);
+		assert_eq!(serving(m2), vec![ALICE]);
+		assert_eq!(
+			last_event(),
+			Event::OperatorRegistered { operator: ALICE, key: key_of(ALICE), bond: BOND }
+		);
+	});
+}
+
+#[test]
+fn register_operator_rejects_what_it_must() {
+	new_test_ext().execute_with(|| {
+		let model = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		let suspended = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		MockModels::set_active(suspended, false);
+		register(ALICE, &[model]);
+
+		assert_noop!(
+			Attribution::register_operator(signed(ALICE), key_of(GRACE), bounded(&[model])),
+			Error::<Test>::AlreadyOperator
+		);
+		assert_noop!(
+			Attribution::register_operator(signed(BOB), key_of(ALICE), bounded(&[model])),
+			Error::<Test>::KeyInUse
+		);
+		assert_noop!(
+			Attribution::register_operator(signed(BOB), key_of(BOB), bounded(&[MISSING_MODEL])),
+			Error::<Test>::ModelNotServable
+		);
+		assert_noop!(
+			Attribution::register_operator(signed(BOB), key_of(BOB), bounded(&[model, suspended])),
+			Error::<Test>::ModelNotServable
+		);
+		assert_noop!(
+			Attribution::register_operator(signed(BOB), key_of(BOB), bounded(&[model, model])),
+			Error::<Test>::DuplicateModel
+		);
+		assert_noop!(
+			Attribution::register_operator(signed(POOR), key_of(POOR), bounded(&[model])),
+			Error::<Test>::InsufficientBalance
+		);
+
+		// Two operators per model in the mock: a third cannot join.
+		register(BOB, &[model]);
+		assert_eq!(serving(model), vec![ALICE, BOB]);
+		assert_noop!(
+			Attribution::register_operator(signed(GRACE), key_of(GRACE), bounded(&[model])),
+			Error::<Test>::TooManyOperators
+		);
+		assert_eq!(bond_held(GRACE), 0);
+		assert_eq!(free(GRACE), INITIAL_BALANCE);
+	});
+}
+
+#[test]
+fn set_operator_models_replaces_the_list() {
+	new_test_ext().execute_with(|| {
+		let m1 = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		let m2 = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		let m3 = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		register(ALICE, &[m1, m2]);
+		register(BOB, &[m2]);
+		assert_eq!(serving(m2), vec![ALICE, BOB]);
+
+		assert_ok!(Attribution::set_operator_models(signed(ALICE), bounded(&[m2, m3])));
+		assert_eq!(serving(m1), Vec::<AccountId>::new());
+		// ALICE left m2 and joined again: now after BOB.
+		assert_eq!(serving(m2), vec![BOB, ALICE]);
+		assert_eq!(serving(m3), vec![ALICE]);
+		assert_eq!(Operators::<Test>::get(ALICE).unwrap().models.into_inner(), vec![m2, m3]);
+		assert_eq!(bond_held(ALICE), BOND);
+		assert_eq!(
+			last_event(),
+			Event::OperatorModelsSet { operator: ALICE, models: bounded(&[m2, m3]) }
+		);
+
+		assert_noop!(
+			Attribution::set_operator_models(signed(GRACE), bounded(&[m1])),
+			Error::<Test>::NotOperator
+		);
+		assert_noop!(
+			Attribution::set_operator_models(signed(ALICE), bounded(&[m1, m1])),
+			Error::<Test>::DuplicateModel
+		);
+		assert_noop!(
+			Attribution::set_operator_models(signed(ALICE), bounded(&[MISSING_MODEL])),
+			Error::<Test>::ModelNotServable
+		);
+		// m2 is full (ALICE and BOB): GRACE cannot move onto it.
+		register(GRACE, &[m1]);
+		assert_noop!(
+			Attribution::set_operator_models(signed(GRACE), bounded(&[m2])),
+			Error::<Test>::TooManyOperators
+		);
+
+		assert_ok!(Attribution::unbond(signed(ALICE)));
+		assert_noop!(
+			Attribution::set_operator_models(signed(ALICE), bounded(&[m1])),
+			Error::<Test>::Unbonding
+		);
+	});
+}
+
+#[test]
+fn unbond_stops_assignments() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		assert_noop!(Attribution::unbond(signed(BOB)), Error::<Test>::NotOperator);
+		assert_ok!(Attribution::unbond(signed(ALICE)));
+		assert_eq!(
+			last_event(),
+			Event::OperatorUnbonding { operator: ALICE, withdrawable_at: 1 + UNBONDING_DELAY }
+		);
+		assert_eq!(Operators::<Test>::get(ALICE).unwrap().unbonding_at, Some(1 + UNBONDING_DELAY));
+		assert_eq!(serving(w.model), Vec::<AccountId>::new());
+		assert_eq!(bond_held(ALICE), BOND);
+		assert_noop!(Attribution::unbond(signed(ALICE)), Error::<Test>::Unbonding);
+		assert_noop!(
+			Attribution::request_inference(
+				signed(CHARLIE),
+				w.model,
+				bounded(PROMPT),
+				MAX_OUTPUT_TOKENS,
+				MAX_FEE
+			),
+			Error::<Test>::NoOperator
+		);
+	});
+}
+
+#[test]
+fn withdraw_bond_waits_for_the_delay() {
+	new_test_ext().execute_with(|| {
+		let _w = World::new();
+		assert_noop!(Attribution::withdraw_bond(signed(BOB)), Error::<Test>::NotOperator);
+		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::NotUnbonding);
+		assert_ok!(Attribution::unbond(signed(ALICE)));
+		System::set_block_number(UNBONDING_DELAY);
+		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::BondLocked);
+
+		System::set_block_number(1 + UNBONDING_DELAY);
+		assert_ok!(Attribution::withdraw_bond(signed(ALICE)));
+		assert_eq!(bond_held(ALICE), 0);
+		assert_eq!(free(ALICE), INITIAL_BALANCE);
+		assert!(Operators::<Test>::get(ALICE).is_none());
+		assert!(OperatorByKey::<Test>::get(key_of(ALICE)).is_none());
+		assert_eq!(last_event(), Event::OperatorRemoved { operator: ALICE, bond: BOND });
+		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::NotOperator);
+
+		// The key is free again.
+		assert_ok!(Attribution::register_operator(signed(BOB), key_of(ALICE), bounded(&[])));
+	});
+}
+
+#[test]
+fn withdraw_bond_waits_for_open_requests() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request(w.model);
+		assert_ok!(Attribution::unbond(signed(ALICE)));
+		System::set_block_number(1 + UNBONDING_DELAY);
+		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::BondLocked);
+
+		// An unbonding operator still answers what it was assigned.
+		assert_ok!(submit(receipt(request_id, &w.weights())));
+		assert_ok!(Attribution::withdraw_bond(signed(ALICE)));
+		assert_eq!(bond_held(ALICE), 0);
+		assert_eq!(free(ALICE), INITIAL_BALANCE);
+	});
+}
+
+#[test]
+fn a_refund_also_unlocks_the_bond() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request(w.model);
+		assert_ok!(Attribution::unbond(signed(ALICE)));
+		System::set_block_number(1 + UNBONDING_DELAY);
+		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::BondLocked);
+		assert_ok!(Attribution::refund(signed(RELAYER), request_id));
+		assert_ok!(Attribution::withdraw_bond(signed(ALICE)));
+		assert_eq!(free(ALICE), INITIAL_BALANCE);
+	});
+}
+
+// --- Requests ----------------------------------------------------------------------------------
+
+#[test]
+fn request_inference_holds_the_escrow() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let before = issuance();
+		let request_id = request(w.model);
+		assert_eq!(request_id, 0);
+		assert_eq!(NextRequestId::<Test>::get(), 1);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - MAX_FEE);
+		assert_eq!(escrow_held(CHARLIE), MAX_FEE);
+		assert_eq!(issuance(), before);
+		let deadline = 1 + REQUEST_TIMEOUT;
+		assert_eq!(
+			Requests::<Test>::get(request_id),
+			Some(RequestInfo {
+				requester: CHARLIE,
+				model_id: w.model,
+				operator: ALICE,
+				prompt: bounded(PROMPT),
+				max_output_tokens: MAX_OUTPUT_TOKENS,
+				max_fee: MAX_FEE,
+				deadline,
+			})
+		);
+		assert!(Assigned::<Test>::contains_key(ALICE, request_id));
+		assert_eq!(
+			last_event(),
+			Event::InferenceRequested {
+				request_id,
+				model_id: w.model,
+				requester: CHARLIE,
+				operator: ALICE,
+				max_fee: MAX_FEE,
+				deadline,
+			}
+		);
+	});
+}
+
+#[test]
+fn requests_are_assigned_round_robin_by_id() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		register(BOB, &[w.model]);
+		let other = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		register(GRACE, &[other]);
+
+		let operator_of = |id| Requests::<Test>::get(id).unwrap().operator;
+		assert_eq!(request(w.model), 0);
+		assert_eq!(request(w.model), 1);
+		// Ids are global: id 2 goes to the only operator of the other model.
+		assert_eq!(request(other), 2);
+		assert_eq!(request(w.model), 3);
+		assert_eq!(request(w.model), 4);
+		assert_eq!(
+			(0..5).map(operator_of).collect::<Vec<_>>(),
+			vec![ALICE, BOB, GRACE, BOB, ALICE]
+		);
+		assert_eq!(Assigned::<Test>::iter_key_prefix(ALICE).count(), 2);
+		assert_eq!(Assigned::<Test>::iter_key_prefix(BOB).count(), 2);
+		assert_eq!(escrow_held(CHARLIE), 5 * MAX_FEE);
+	});
+}
+
+#[test]
+fn request_inference_rejects_what_it_must() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let req = |model, prompt: &[u8], max_out, max_fee| {
+			Attribution::request_inference(signed(CHARLIE), model, bounded(prompt), max_out, max_fee)
+		};
+		assert_noop!(
+			req(MISSING_MODEL, PROMPT, MAX_OUTPUT_TOKENS, MAX_FEE),
+			Error::<Test>::ModelNotFound
+		);
+		let suspended = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		MockModels::set_active(suspended, false);
+		assert_noop!(
+			req(suspended, PROMPT, MAX_OUTPUT_TOKENS, MAX_FEE),
+			Error::<Test>::ModelNotActive
+		);
+		assert_noop!(req(w.model, b"", MAX_OUTPUT_TOKENS, MAX_FEE), Error::<Test>::InvalidPrompt);
+		assert_noop!(
+			req(w.model, &[b'h', 0xff, 0xfe], MAX_OUTPUT_TOKENS, MAX_FEE),
+			Error::<Test>::InvalidPrompt
+		);
+		assert_noop!(req(w.model, PROMPT, 0, MAX_FEE), Error::<Test>::InvalidTokenLimit);
+		assert_noop!(req(w.model, PROMPT, 101, 1_000_000), Error::<Test>::InvalidTokenLimit);
+		assert_noop!(
+			req(w.model, PROMPT, MAX_OUTPUT_TOKENS, WORST - 1),
+			Error::<Test>::MaxFeeTooLow
+		);
+		let unserved = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![]);
+		assert_noop!(
+			req(unserved, PROMPT, MAX_OUTPUT_TOKENS, MAX_FEE),
+			Error::<Test>::NoOperator
+		);
+		assert_noop!(
+			Attribution::request_inference(
+				signed(POOR),
+				w.model,
+				bounded(PROMPT),
+				MAX_OUTPUT_TOKENS,
+				MAX_FEE
+			),
+			Error::<Test>::InsufficientBalance
+		);
+
+		// The boundaries themselves pass.
+		assert_ok!(req(w.model, PROMPT, MAX_OUTPUT_TOKENS, WORST));
+		// 2 bytes of UTF-8 and 100 output tokens: (123_457·4 + 234_567·100) / 1000 = 23_950.
+		assert_noop!(req(w.model, "é".as_bytes(), 100, 23_949), Error::<Test>::MaxFeeTooLow);
+		assert_ok!(req(w.model, "é".as_bytes(), 100, 23_950));
+		assert_eq!(escrow_held(CHARLIE), WORST + 23_950);
+	});
+}
+
+// --- Receipts ----------------------------------------------------------------------------------
+
+#[test]
+fn submit_receipt_pays_the_split_to_the_unit() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request(w.model);
+		let before = issuance();
+		let receipt = receipt(request_id, &w.weights());
+		let output_hash = receipt.output_hash;
+		System::reset_events();
+		assert_ok!(submit(receipt));
+
+		assert_eq!(free(DAVE), INITIAL_BALANCE + OWNER_PART);
+		assert_eq!(free(STAKING_POT), ED + STAKERS_PART);
+		assert_eq!(free(TREASURY), ED + TREASURY_PART);
+		assert_eq!(free(reward_pot()), ED + CONTRIBUTORS_PART);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - FEE);
+		assert_eq!(escrow_held(CHARLIE), 0);
+		// Nobody else paid or got anything: the relayer, the operator, the contributors (until
+		// they claim).
+		assert_eq!(free(RELAYER), 0);
+		assert_eq!(free(ALICE), INITIAL_BALANCE - BOND);
+		assert_eq!(free(EVE), INITIAL_BALANCE);
+		assert_eq!(issuance(), before);
+
+		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
+		assert_eq!(Rewards::<Test>::get(FERDIE), FERDIE_AMOUNT);
+		assert_eq!(Rewards::<Test>::get(DAVE), 0);
+		assert!(Requests::<Test>::get(request_id).is_none());
+		assert!(!Assigned::<Test>::contains_key(ALICE, request_id));
+		assert_eq!(
+			Receipts::<Test>::get(request_id),
+			Some(ReceiptRecord {
+				operator: ALICE,
+				model_id: w.model,
+				output_hash,
+				record_hash: H256::repeat_byte(0x22),
+				fee: FEE,
+				settled_at: 1,
+			})
+		);
+		assert_eq!(
+			attribution_events(),
+			vec![
+				Event::ContributorCredited {
+					request_id,
+					contribution_id: w.eve1,
+					contributor: EVE,
+					amount: EVE1_AMOUNT,
+				},
+				Event::ContributorCredited {
+					request_id,
+					contribution_id: w.eve2,
+					contributor: EVE,
+					amount: EVE2_AMOUNT,
+				},
+				Event::ContributorCredited {
+					request_id,
+					contribution_id: w.ferdie,
+					contributor: FERDIE,
+					amount: FERDIE_AMOUNT,
+				},
+				Event::ReceiptSettled {
+					request_id,
+					operator: ALICE,
+					model_id: w.model,
+					input_tokens: INPUT_TOKENS,
+					output_tokens: OUTPUT_TOKENS,
+					method: AttributionMethod::Span,
+					record_hash: H256::repeat_byte(0x22),
+					parts: FeeParts {
+						fee: FEE,
+						owner: OWNER_PART,
+						stakers: STAKERS_PART,
+						contributors: CONTRIBUTORS_PART,
+						treasury: TREASURY_PART,
+					},
+					refunded: MAX_FEE - FEE,
+					output: bounded(OUTPUT),
+				},
+			]
+		);
+
+		// Claiming.
+		assert_ok!(Attribution::claim_rewards(signed(EVE)));
+		assert_eq!(free(EVE), INITIAL_BALANCE + EVE1_AMOUNT + EVE2_AMOUNT);
+		assert_eq!(free(reward_pot()), ED + FERDIE_AMOUNT);
+		assert_eq!(Rewards::<Test>::get(EVE), 0);
+		assert!(!Rewards::<Test>::contains_key(EVE));
+		assert_eq!(
+			last_event(),
+			Event::RewardsClaimed { who: EVE, amount: EVE1_AMOUNT + EVE2_AMOUNT }
+		);
+		assert_noop!(Attribution::claim_rewards(signed(EVE)), Error::<Test>::NothingToClaim);
+		assert_ok!(Attribution::claim_rewards(signed(FERDIE)));
+		assert_eq!(free(FERDIE), INITIAL_BALANCE + FERDIE_AMOUNT);
+		assert_eq!(free(reward_pot()), ED);
+		assert_noop!(Attribution::claim_rewards(signed(DAVE)), Error::<Test>::NothingToClaim);
+	});
+}
+
+#[test]
+fn rewards_accumulate_over_receipts() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let first = request(w.model);
+		let second = request(w.model);
+		assert_ok!(submit(receipt(first, &w.weights())));
+		assert_ok!(submit(receipt(second, &[(w.ferdie, crate::PPM)])));
+		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
+		// All of the second pool: 1_364.
+		assert_eq!(Rewards::<Test>::get(FERDIE), FERDIE_AMOUNT + POOL);
+		assert_eq!(free(reward_pot()), ED + CONTRIBUTORS_PART + POOL);
+		// The second receipt leaves no contributor remainder: 2_728 − 1_091 − 272 − 1_364 = 1.
+		assert_eq!(free(TREASURY), ED + TREASURY_PART + 1);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - 2 * FEE);
+	});
+}
+
+#[test]
+fn the_platform_fee_and_a_custom_split_reach_the_treasury() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let split = FeeSplit {
+			owner: Perbill::from_percent(30),
+			stakers: Perbill::from_percent(20),
+			contributors: Perbill::from_percent(50),
+			platform_fee: 7,
+		};
+		assert_ok!(Attribution::set_fee_split(RuntimeOrigin::root(), split));
+		// The worst case now includes the platform fee too.
+		assert_noop!(
+			Attribution::request_inference(
+				signed(CHARLIE),
+				w.model,
+				bounded(PROMPT),
+				MAX_OUTPUT_TOKENS,
+				WORST + 6
+			),
+			Error::<Test>::MaxFeeTooLow
+		);
+		let request_id = request_with_fee(w.model, WORST + 7);
+		assert_ok!(submit(receipt(request_id, &w.weights())));
+		// F = 2_728 + 7 = 2_735; S = 2_728: owner 30 % = 818.4, stakers 20 % = 545.6, the same
+		// 1_364 pool paying 1_362; treasury = 7 + 0.4 + 0.6 + 2 = 10.
+		let fee = FEE + 7;
+		assert_eq!(free(DAVE), INITIAL_BALANCE + 818);
+		assert_eq!(free(STAKING_POT), ED + 545);
+		assert_eq!(free(reward_pot()), ED + CONTRIBUTORS_PART);
+		assert_eq!(free(TREASURY), ED + 10);
+		assert_eq!(818 + 545 + CONTRIBUTORS_PART + 10, fee);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - fee);
+		assert_eq!(escrow_held(CHARLIE), 0);
+		match last_event() {
+			Event::ReceiptSettled { parts, refunded, .. } => {
+				assert_eq!(
+					parts,
+					FeeParts {
+						fee,
+						owner: 818,
+						stakers: 545,
+						contributors: CONTRIBUTORS_PART,
+						treasury: 10
+					}
+				);
+				assert_eq!(refunded, WORST + 7 - fee);
+			},
+			other => panic!("unexpected event {other:?}"),
+		}
+	});
+}
+
+#[test]
+fn without_attribution_the_contributors_share_goes_to_the_treasury() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request(w.model);
+		let receipt = receipt(request_id, &[]);
+		assert_eq!(receipt.method, AttributionMethod::None);
+		System::reset_events();
+		assert_ok!(submit(receipt));
+		assert_eq!(free(DAVE), INITIAL_BALANCE + OWNER_PART);
+		assert_eq!(free(STAKING_POT), ED + STAKERS_PART);
+		// 2_728 − 1_091 − 272 = 1_365.
+		assert_eq!(free(TREASURY), ED + 1_365);
+		assert_eq!(free(reward_pot()), ED);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - FEE);
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+		let events = attribution_events();
+		assert_eq!(events.len(), 1);
+		assert!(matches!(
+			&events[0],
+			Event::ReceiptSettled {
+				method: AttributionMethod::None,
+				parts: FeeParts { fee: FEE, owner: OWNER_PART, stakers: STAKERS_PART, contributors: 0, treasury: 1_365 },
+				..
+			}
+		));
+	});
+}
+
+#[test]
+fn an_owner_below_the_existential_deposit_is_credited_like_a_contributor() {
+	const BIG_ED: Balance = 100;
+	const NEW_OWNER: AccountId = 77;
+	new_test_ext_with_ed(BIG_ED).execute_with(|| {
+		// F = (10_000·5 + 10_000·9) / 1000 = 140: owner 56 (below the ED of a new account),
+		// stakers 14, contributors 70, treasury 0.
+		let model = MockModels::add(NEW_OWNER, 10_000, 10_000, vec![(DATANET, 1)]);
+		let c = MockDatanets::publish(EVE, DATANET, 1);
+		register(ALICE, &[model]);
+		let first = request(model);
+		assert_ok!(submit(receipt(first, &[(c, crate::PPM)])));
+		assert_eq!(free(NEW_OWNER), 0);
+		assert_eq!(Rewards::<Test>::get(NEW_OWNER), 56);
+		assert_eq!(Rewards::<Test>::get(EVE), 70);
+		assert_eq!(free(reward_pot()), BIG_ED + 56 + 70);
+		assert_eq!(free(STAKING_POT), BIG_ED + 14);
+		assert_eq!(free(TREASURY), BIG_ED);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - 140);
+		// 56 cannot open an account either.
+		assert_noop!(
+			Attribution::claim_rewards(signed(NEW_OWNER)),
+			DispatchError::Token(TokenError::BelowMinimum)
+		);
+
+		let second = request(model);
+		assert_ok!(submit(receipt(second, &[(c, crate::PPM)])));
+		assert_eq!(Rewards::<Test>::get(NEW_OWNER), 112);
+		assert_ok!(Attribution::claim_rewards(signed(NEW_OWNER)));
+		assert_eq!(free(NEW_OWNER), 112);
+		assert_eq!(free(reward_pot()), BIG_ED + 140);
+	});
+}
+
+#[test]
+fn receipts_for_unknown_or_settled_requests_fail() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request(w.model);
+		let mut unknown = receipt(request_id, &w.weights());
+		unknown.request_id = 99;
+		assert_noop!(submit(unknown), Error::<Test>::UnknownRequest);
+
+		let good = receipt(request_id, &w.weights());
+		let signature = sign_with(&key_of(ALICE), &good);
+		assert_ok!(Attribution::submit_receipt(signed(RELAYER), good.clone(), signature.clone()));
+		assert_noop!(
+			Attribution::submit_receipt(signed(RELAYER), good, signature),
+			Error::<Test>::AlreadySettled
+		);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - FEE);
+	});
+}
+
+#[test]
+fn receipts_of_another_operator_or_key_fail() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		register(BOB, &[w.model]);
+		let request_id = request(w.model);
+		assert_eq!(Requests::<Test>::get(request_id).unwrap().operator, ALICE);
+
+		// BOB answers ALICE's request with his own, correctly signed receipt.
+		let mut bobs = receipt(request_id, &w.weights());
+		bobs.operator = BOB;
+		assert_noop!(submit(bobs), Error::<Test>::NotAssignedOperator);
+
+		// ALICE's receipt signed by BOB's key.
+		let good = receipt(request_id, &w.weights());
+		let by_bob = sign_with(&key_of(BOB), &good);
+		assert_noop!(
+			Attribution::submit_receipt(signed(RELAYER), good.clone(), by_bob),
+			Error::<Test>::BadSignature
+		);
+		// ALICE's signature over another receipt: the record hash changed after signing.
+		let signature = sign_with(&key_of(ALICE), &good);
+		let mut altered = good.clone();
+		altered.record_hash = H256::repeat_byte(0x33);
+		assert_noop!(
+			Attribution::submit_receipt(signed(RELAYER), altered, signature.clone()),
+			Error::<Test>::BadSignature
+		);
+		// ALICE's signature for another chain.
+		let elsewhere = key_of(ALICE)
+			.sign(&good.signing_payload(&H256::repeat_byte(0x99)))
+			.unwrap();
+		assert_noop!(
+			Attribution::submit_receipt(signed(RELAYER), good.clone(), elsewhere),
+			Error::<Test>::BadSignature
+		);
+		// Unsigned calls are not receipts.
+		assert_noop!(
+			Attribution::submit_receipt(RuntimeOrigin::none(), good.clone(), signature.clone()),
+			DispatchError::BadOrigin
+		);
+		assert_ok!(Attribution::submit_receipt(signed(RELAYER), good, signature));
+	});
+}
+
+#[test]
+fn receipts_must_match_the_request() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let other = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![(DATANET, 1)]);
+		let request_id = request(w.model);
+		let good = || receipt(request_id, &w.weights());
+
+		let mut r = good();
+		r.model_id = other;
+		r.adapter_hash = adapter_of(other);
+		assert_noop!(submit(r), Error::<Test>::ModelMismatch);
+
+		let mut r = good();
+		r.adapter_hash = H256::repeat_byte(9);
+		assert_noop!(submit(r), Error::<Test>::AdapterMismatch);
+
+		let mut r = good();
+		r.prompt_hash = BlakeTwo256::hash(b"Goodbye");
+		assert_noop!(submit(r), Error::<Test>::PromptMismatch);
+
+		let mut r = good();
+		r.output_hash = BlakeTwo256::hash(b"Something else");
+		assert_noop!(submit(r), Error::<Test>::OutputMismatch);
+		let mut r = good();
+		r.output = bounded(b"Something else");
+		assert_noop!(submit(r), Error::<Test>::OutputMismatch);
+
+		// 5 prompt bytes + 2 special tokens at most.
+		let mut r = good();
+		r.input_tokens = PROMPT.len() as u32 + MAX_SPECIAL_TOKENS + 1;
+		assert_noop!(submit(r), Error::<Test>::TooManyInputTokens);
+
+		let mut r = good();
+		r.output_tokens = MAX_OUTPUT_TOKENS + 1;
+		assert_noop!(submit(r), Error::<Test>::TooManyOutputTokens);
+
+		// The limits themselves pass: (123_457·7 + 234_567·10) / 1000 = 3_209 = WORST.
+		let mut r = good();
+		r.input_tokens = PROMPT.len() as u32 + MAX_SPECIAL_TOKENS;
+		r.output_tokens = MAX_OUTPUT_TOKENS;
+		assert_ok!(submit(r));
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - WORST);
+	});
+}
+
+#[test]
+fn weights_must_be_well_formed() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request(w.model);
+		let with = |method, weights: &[(ContributionId, Ppm)]| {
+			let mut r = receipt(request_id, weights);
+			r.method = method;
+			submit(r)
+		};
+		let span = AttributionMethod::Span;
+		// Not summing to 1_000_000.
+		assert_noop!(
+			with(span, &[(w.eve1, 500_000), (w.ferdie, 499_999)]),
+			Error::<Test>::InvalidWeights
+		);
+		assert_noop!(
+			with(span, &[(w.eve1, 500_000), (w.ferdie, 500_001)]),
+			Error::<Test>::InvalidWeights
+		);
+		// Unsorted, and a contribution twice.
+		assert_noop!(
+			with(span, &[(w.ferdie, 500_000), (w.eve1, 500_000)]),
+			Error::<Test>::InvalidWeights
+		);
+		assert_noop!(
+			with(span, &[(w.eve1, 500_000), (w.eve1, 500_000)]),
+			Error::<Test>::InvalidWeights
+		);
+		// A zero weight.
+		assert_noop!(
+			with(span, &[(w.eve1, 0), (w.ferdie, 1_000_000)]),
+			Error::<Test>::InvalidWeights
+		);
+		// Weights under method None, and no weights under a real method.
+		assert_noop!(
+			with(AttributionMethod::None, &[(w.eve1, 1_000_000)]),
+			Error::<Test>::InvalidWeights
+		);
+		assert_noop!(with(AttributionMethod::Datainf, &[]), Error::<Test>::InvalidWeights);
+		assert_ok!(with(AttributionMethod::Datainf, &[(w.eve2, 1_000_000)]));
+	});
+}
+
+#[test]
+fn weights_must_stay_in_the_lineage() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let unpublished = MockDatanets::unpublished();
+		let outside = MockDatanets::publish(FERDIE, OTHER_DATANET, 1);
+		let request_id = request(w.model);
+		let with = |weights: &[(ContributionId, Ppm)]| submit(receipt(request_id, weights));
+		assert_noop!(
+			with(&[(w.eve1, 500_000), (unpublished, 500_000)]),
+			Error::<Test>::NotInLineage
+		);
+		assert_noop!(with(&[(w.eve1, 500_000), (outside, 500_000)]), Error::<Test>::NotInLineage);
+		// Version 2 of the lineage's datanet is not in it either.
+		let later = MockDatanets::publish(FERDIE, DATANET, 2);
+		assert_noop!(with(&[(w.eve1, 500_000), (later, 500_000)]), Error::<Test>::NotInLineage);
+		assert_ok!(with(&[(w.eve1, 500_000), (w.ferdie, 500_000)]));
+	});
+}
+
+#[test]
+fn a_lineage_entry_covers_the_versions_up_to_it() {
+	new_test_ext().execute_with(|| {
+		let v1 = MockDatanets::publish(EVE, DATANET, 1);
+		let v2 = MockDatanets::publish(FERDIE, DATANET, 2);
+		let up_to_2 = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![(DATANET, 2)]);
+		let up_to_1 = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![(DATANET, 1)]);
+		register(ALICE, &[up_to_2, up_to_1]);
+
+		let r = request(up_to_2);
+		assert_ok!(submit(receipt(r, &[(v1, 400_000), (v2, 600_000)])));
+		// 0.4 · 1_364 = 545.6 and 0.6 · 1_364 = 818.4.
+		assert_eq!(Rewards::<Test>::get(EVE), 545);
+		assert_eq!(Rewards::<Test>::get(FERDIE), 818);
+
+		let r = request(up_to_1);
+		assert_noop!(submit(receipt(r, &[(v2, 1_000_000)])), Error::<Test>::NotInLineage);
+		assert_noop!(
+			submit(receipt(r, &[(v1, 400_000), (v2, 600_000)])),
+			Error::<Test>::NotInLineage
+		);
+		assert_ok!(submit(receipt(r, &[(v1, 1_000_000)])));
+		assert_eq!(Rewards::<Test>::get(EVE), 545 + POOL);
+	});
+}
+
+#[test]
+fn a_price_rise_after_the_request_cannot_charge_more_than_max_fee() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request_with_fee(w.model, WORST);
+		MockModels::set_prices(w.model, 2 * PRICE_IN, 2 * PRICE_OUT);
+		// (246_914·5 + 469_134·9) / 1000 = 5_456 > 3_209.
+		assert_noop!(submit(receipt(request_id, &w.weights())), Error::<Test>::FeeAboveMax);
+		assert_eq!(escrow_held(CHARLIE), WORST);
+
+		// A smaller answer that fits still settles, at the new prices:
+		// (246_914·2 + 469_134·4) / 1000 = 2_370.
+		let mut r = receipt(request_id, &w.weights());
+		r.input_tokens = 2;
+		r.output_tokens = 4;
+		assert_ok!(submit(r));
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - 2_370);
+		assert_eq!(escrow_held(CHARLIE), 0);
+	});
+}
+
+// --- Refunds -----------------------------------------------------------------------------------
+
+#[test]
+fn refund_returns_the_whole_escrow_after_the_deadline() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request(w.model);
+		let deadline = 1 + REQUEST_TIMEOUT;
+		assert_noop!(Attribution::refund(signed(RELAYER), 99), Error::<Test>::UnknownRequest);
+		assert_noop!(Attribution::refund(signed(RELAYER), request_id), Error::<Test>::NotExpired);
+		System::set_block_number(deadline);
+		assert_noop!(Attribution::refund(signed(RELAYER), request_id), Error::<Test>::NotExpired);
+
+		System::set_block_number(deadline + 1);
+		assert_ok!(Attribution::refund(signed(RELAYER), request_id));
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE);
+		assert_eq!(escrow_held(CHARLIE), 0);
+		assert!(Requests::<Test>::get(request_id).is_none());
+		assert!(!Assigned::<Test>::contains_key(ALICE, request_id));
+		assert!(Receipts::<Test>::get(request_id).is_none());
+		assert_eq!(
+			last_event(),
+			Event::RequestRefunded { request_id, requester: CHARLIE, amount: MAX_FEE }
+		);
+		assert_noop!(
+			Attribution::refund(signed(RELAYER), request_id),
+			Error::<Test>::UnknownRequest
+		);
+		// The refunded request cannot be answered any more.
+		let mut late = receipt_for_closed(request_id, w.model);
+		late.weights = bounded(&w.weights());
+		assert_noop!(submit(late), Error::<Test>::UnknownRequest);
+	});
+}
+
+/// A receipt for a request that is no longer open, built from what ALICE would have answered.
+fn receipt_for_closed(request_id: RequestId, model_id: ModelId) -> Receipt<Test> {
+	Receipt {
+		request_id,
+		operator: ALICE,
+		model_id,
+		adapter_hash: adapter_of(model_id),
+		prompt_hash: BlakeTwo256::hash(PROMPT),
+		output_hash: BlakeTwo256::hash(OUTPUT),
+		input_tokens: INPUT_TOKENS,
+		output_tokens: OUTPUT_TOKENS,
+		method: AttributionMethod::Span,
+		index_root: H256::repeat_byte(0x11),
+		record_hash: H256::repeat_byte(0x22),
+		weights: BoundedVec::new(),
+		output: bounded(OUTPUT),
+	}
+}
+
+// --- The fee split -----------------------------------------------------------------------------
+
+#[test]
+fn set_fee_split_is_root_only_and_checked() {
+	new_test_ext().execute_with(|| {
+		let split = FeeSplit {
+			owner: Perbill::from_percent(60),
+			stakers: Perbill::from_percent(15),
+			contributors: Perbill::from_percent(25),
+			platform_fee: 3,
+		};
+		assert_noop!(Attribution::set_fee_split(signed(ALICE), split), DispatchError::BadOrigin);
+		let short = FeeSplit { contributors: Perbill::from_percent(24), ..split };
+		assert_noop!(
+			Attribution::set_fee_split(RuntimeOrigin::root(), short),
+			Error::<Test>::InvalidFeeSplit
+		);
+		let over = FeeSplit { owner: Perbill::from_percent(100), ..split };
+		assert_noop!(
+			Attribution::set_fee_split(RuntimeOrigin::root(), over),
+			Error::<Test>::InvalidFeeSplit
+		);
+		let one_part_off = FeeSplit { stakers: Perbill::from_parts(150_000_001), ..split };
+		assert_noop!(
+			Attribution::set_fee_split(RuntimeOrigin::root(), one_part_off),
+			Error::<Test>::InvalidFeeSplit
+		);
+		assert_ok!(Attribution::set_fee_split(RuntimeOrigin::root(), split));
+		assert_eq!(FeeParams::<Test>::get(), split);
+		assert_eq!(last_event(), Event::FeeSplitSet { split });
+	});
+}
+
+// --- The authorized (fee-less) path ------------------------------------------------------------
+
+#[test]
+fn the_pool_accepts_a_valid_receipt_and_rejects_a_bad_one() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		register(BOB, &[w.model]);
+		let request_id = request(w.model);
+		let good = receipt(request_id, &w.weights());
+		let call = Call::<Test>::submit_receipt {
+			receipt: good.clone(),
+			signature: sign_with(&key_of(ALICE), &good),
+		};
+		let (valid, refund) = call
+			.authorize(TransactionSource::External)
+			.expect("submit_receipt is authorizable")
+			.expect("a valid receipt is authorized");
+		assert_eq!(valid.priority, 100);
+		assert_eq!(valid.provides, vec![("AttributionReceipt", request_id).encode()]);
+		assert!(valid.requires.is_empty());
+		assert_eq!(valid.longevity, 64);
+		assert!(valid.propagate);
+		assert_eq!(refund, frame_support::weights::Weight::zero());
+
+		// Signed by BOB's key: the pool names the error by its index.
+		let bad = Call::<Test>::submit_receipt {
+			receipt: good.clone(),
+			signature: sign_with(&key_of(BOB), &good),
+		};
+		let bad_signature = custom_error_index(Error::<Test>::BadSignature);
+		assert_eq!(bad_signature, 20);
+		assert_eq!(
+			bad.authorize(TransactionSource::External),
+			Some(Err(TransactionValidityError::Invalid(InvalidTransaction::Custom(bad_signature))))
+		);
+		// Other calls are not authorized at all.
+		assert!(Call::<Test>::refund { request_id }.authorize(TransactionSource::External).is_none());
+
+		// Dispatched as an authorized transaction, the receipt settles.
+		let Call::submit_receipt { receipt, signature } = call.clone() else { unreachable!() };
+		assert_ok!(Attribution::submit_receipt(
+			frame_system::RawOrigin::Authorized.into(),
+			receipt,
+			signature
+		));
+		assert_eq!(free(DAVE), INITIAL_BALANCE + OWNER_PART);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - FEE);
+
+		// And the same receipt is now a replay.
+		assert_eq!(
+			call.authorize(TransactionSource::External),
+			Some(Err(TransactionValidityError::Invalid(InvalidTransaction::Custom(
+				custom_error_index(Error::<Test>::AlreadySettled)
+			))))
+		);
+	});
+}
+
+// --- The off-chain worker ----------------------------------------------------------------------
+
+fn ocw(block: u64) {
+	<Attribution as Hooks<u64>>::offchain_worker(block);
+}
+
+fn hex(bytes: &[u8]) -> String {
+	bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn completion_body(model_id: ModelId) -> Vec<u8> {
+	format!(
+		r#"{{"model":"0x{}","prompt":"Hello","max_tokens":{MAX_OUTPUT_TOKENS},"temperature":0.0,"attribution":true}}"#,
+		hex(adapter_of(model_id).as_bytes())
+	)
+	.into_bytes()
+}
+
+fn engine_request(uri: &str, body: Vec<u8>, response: &[u8]) -> PendingRequest {
+	PendingRequest {
+		method: "POST".into(),
+		uri: uri.into(),
+		headers: vec![("Content-Type".into(), "application/json".into())],
+		body,
+		response: Some(response.to_vec()),
+		sent: true,
+		..Default::default()
+	}
+}
+
+#[test]
+fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
+	let mut ext = new_test_ext();
+	let (offchain, offchain_state) = TestOffchainExt::new();
+	let (pool, pool_state) = TestTransactionPoolExt::new();
+	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	ext.register_extension(OffchainWorkerExt::new(offchain));
+	ext.register_extension(TransactionPoolExt::new(pool));
+	ext.execute_with(|| {
+		let w = World::new();
+		UintAuthorityId::set_all_keys(vec![key_of(ALICE)]);
+		sp_io::offchain::local_storage_set(
+			StorageKind::PERSISTENT,
+			crate::offchain::ENGINE_URL_KEY,
+			b" http://engine:9000/ ",
+		);
+		let request_id = request(w.model);
+		// The engine lists the weights by rank; the receipt sorts them by contribution id.
+		let answer = format!(
+			r#"{{"choices":[{{"text":"Hi there"}}],
+				"receipt":{{"adapter_hash":"0x{}","input_tokens":5,"output_tokens":9}},
+				"attribution":{{"method":"span","weights":[
+					{{"contribution":{},"ppm":{EVE2_PPM}}},
+					{{"contribution":{},"ppm":{FERDIE_PPM}}},
+					{{"contribution":{},"ppm":{EVE1_PPM}}}],
+				"index_root":"0x{}","record_hash":"0x{}"}}}}"#,
+			hex(adapter_of(w.model).as_bytes()),
+			w.eve2,
+			w.ferdie,
+			w.eve1,
+			hex(&[0x11; 32]),
+			hex(&[0x22; 32]),
+		);
+		offchain_state.write().expect_request(engine_request(
+			"http://engine:9000/v1/completions",
+			completion_body(w.model),
+			answer.as_bytes(),
+		));
+		ocw(1);
+
+		let txs = pool_state.read().transactions.clone();
+		assert_eq!(txs.len(), 1);
+		let xt = Extrinsic::decode(&mut &txs[0][..]).unwrap();
+		assert!(matches!(xt.preamble, sp_runtime::generic::Preamble::General(..)));
+		let RuntimeCall::Attribution(call) = xt.function else { panic!("not a receipt") };
+		let Call::submit_receipt { receipt: submitted, signature } = call.clone() else {
+			panic!("not a receipt")
+		};
+		assert_eq!(submitted, receipt(request_id, &w.weights()));
+		assert!(matches!(call.authorize(TransactionSource::Local), Some(Ok(_))));
+
+		// A later run of the same block neither asks the engine again nor resubmits; five
+		// blocks on, the same receipt is submitted again in case the first was dropped.
+		ocw(1);
+		System::set_block_number(5);
+		ocw(5);
+		assert_eq!(pool_state.read().transactions.len(), 1);
+		System::set_block_number(6);
+		ocw(6);
+		let txs = pool_state.read().transactions.clone();
+		assert_eq!(txs.len(), 2);
+		assert_eq!(txs[1], txs[0]);
+
+		assert_ok!(Attribution::submit_receipt(
+			frame_system::RawOrigin::Authorized.into(),
+			submitted,
+			signature
+		));
+		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
+		// Nothing is assigned any more: the worker does nothing.
+		System::set_block_number(20);
+		ocw(20);
+		assert_eq!(pool_state.read().transactions.len(), 2);
+	});
+}
+
+#[test]
+fn the_offchain_worker_gives_up_after_three_failed_attempts() {
+	let mut ext = new_test_ext();
+	let (offchain, offchain_state) = TestOffchainExt::new();
+	let (pool, pool_state) = TestTransactionPoolExt::new();
+	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	ext.register_extension(OffchainWorkerExt::new(offchain));
+	ext.register_extension(TransactionPoolExt::new(pool));
+	ext.execute_with(|| {
+		let w = World::new();
+		// BOB's key is not in this node's keystore: his requests are not this node's to answer.
+		register(BOB, &[w.model]);
+		UintAuthorityId::set_all_keys(vec![key_of(ALICE)]);
+		let request_id = request(w.model);
+		let bobs = request(w.model);
+		assert_eq!(Requests::<Test>::get(bobs).unwrap().operator, BOB);
+		for block in 1..=crate::offchain::MAX_ATTEMPTS as u64 {
+			// The default address, and an answer that is not a completion.
+			offchain_state.write().expect_request(engine_request(
+				"http://127.0.0.1:8000/v1/completions",
+				completion_body(w.model),
+				b"<html>Bad gateway</html>",
+			));
+			System::set_block_number(block);
+			ocw(block);
+		}
+		// A fourth run does not call the engine (the test externalities would panic on an
+		// unexpected request).
+		System::set_block_number(10);
+		ocw(10);
+		assert!(pool_state.read().transactions.is_empty());
+		assert!(Requests::<Test>::get(request_id).is_some());
+	});
+}
