@@ -337,6 +337,27 @@ fn register_model_errors() {
 }
 
 #[test]
+fn a_permissioned_datanets_owner_trains_on_it_without_approving_themselves() {
+	world().execute_with(|| {
+		assert_eq!(register(EVE, 0xe1, &[(PERMISSIONED, 2)]), 0);
+		assert_eq!(approval_hold(EVE), 0);
+		assert!(crate::TrainingApprovals::<Test>::get(PERMISSIONED, EVE).is_none());
+	});
+}
+
+#[test]
+fn a_deprecated_model_takes_no_new_evaluation() {
+	world().execute_with(|| {
+		let model_id = register(ALICE, 0xa1, &[(OPEN, 1)]);
+		assert_ok!(ModelRegistry::set_status(signed(ALICE), model_id, ModelStatus::Deprecated));
+		assert_noop!(
+			ModelRegistry::report_eval(signed(ALICE), model_id, report(90)),
+			Error::<Test>::ModelDeprecated
+		);
+	});
+}
+
+#[test]
 fn a_permissioned_datanet_needs_its_owners_approval() {
 	world().execute_with(|| {
 		let entries = [(OPEN, 3), (PERMISSIONED, 2)];
