@@ -560,8 +560,8 @@ pub mod pallet {
 			if ensure_authorized(origin.clone()).is_err() {
 				ensure_signed(origin)?;
 			}
-			let (request, model) = Self::check_receipt(&receipt, &signature)?;
-			Self::settle(receipt, request, model)
+			let checked = Self::check_receipt(&receipt, &signature)?;
+			Self::settle(receipt, checked)
 		}
 
 		/// Returns the escrow of a request nobody answered by its deadline. Anyone may call it.
@@ -679,11 +679,11 @@ pub mod pallet {
 		}
 
 		/// Everything that makes a receipt payable; shared by the transaction pool's check and
-		/// the dispatch.
+		/// the dispatch, which pays what it found.
 		pub fn check_receipt(
 			receipt: &Receipt<T>,
 			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
-		) -> Result<(RequestInfo<T>, ServedModel<T::AccountId, BalanceOf<T>>), Error<T>> {
+		) -> Result<CheckedReceipt<T>, Error<T>> {
 			let Some(request) = Requests::<T>::get(receipt.request_id) else {
 				return Err(if Receipts::<T>::contains_key(receipt.request_id) {
 					Error::<T>::AlreadySettled
@@ -718,19 +718,24 @@ pub mod pallet {
 				receipt.output_tokens <= request.max_output_tokens,
 				Error::<T>::TooManyOutputTokens
 			);
-			Self::check_weights(receipt, &model)?;
+			let contributors = Self::check_weights(receipt, &model)?;
 			let fee = Self::fee(&model, receipt.input_tokens, receipt.output_tokens);
 			ensure!(fee <= request.max_fee, Error::<T>::FeeAboveMax);
-			Ok((request, model))
+			Ok(CheckedReceipt { request, model, fee, contributors })
 		}
 
+		/// The contributor of each weighted contribution, in the receipt's order.
 		fn check_weights(
 			receipt: &Receipt<T>,
 			model: &ServedModel<T::AccountId, BalanceOf<T>>,
-		) -> Result<(), Error<T>> {
+		) -> Result<alloc::vec::Vec<T::AccountId>, Error<T>> {
 			let weights = &receipt.weights;
 			if receipt.method == AttributionMethod::None {
-				return if weights.is_empty() { Ok(()) } else { Err(Error::<T>::InvalidWeights) };
+				return if weights.is_empty() {
+					Ok(alloc::vec::Vec::new())
+				} else {
+					Err(Error::<T>::InvalidWeights)
+				};
 			}
 			ensure!(
 				weights.iter().all(|(_, ppm)| *ppm > 0) &&
@@ -738,24 +743,23 @@ pub mod pallet {
 					weights.iter().map(|(_, ppm)| *ppm as u64).sum::<u64>() == PPM as u64,
 				Error::<T>::InvalidWeights
 			);
-			for (contribution_id, _) in weights.iter() {
-				let published = T::Datanets::published_contribution(*contribution_id)
-					.ok_or(Error::<T>::NotInLineage)?;
-				ensure!(
-					model.covers(published.datanet_id, published.version),
-					Error::<T>::NotInLineage
-				);
-			}
-			Ok(())
+			weights
+				.iter()
+				.map(|(contribution_id, _)| {
+					let published = T::Datanets::published_contribution(*contribution_id)
+						.ok_or(Error::<T>::NotInLineage)?;
+					ensure!(
+						model.covers(published.datanet_id, published.version),
+						Error::<T>::NotInLineage
+					);
+					Ok(published.contributor)
+				})
+				.collect()
 		}
 
-		fn settle(
-			receipt: Receipt<T>,
-			request: RequestInfo<T>,
-			model: ServedModel<T::AccountId, BalanceOf<T>>,
-		) -> DispatchResult {
+		fn settle(receipt: Receipt<T>, checked: CheckedReceipt<T>) -> DispatchResult {
+			let CheckedReceipt { request, model, fee, contributors } = checked;
 			let request_id = receipt.request_id;
-			let fee = Self::fee(&model, receipt.input_tokens, receipt.output_tokens);
 			let (parts, amounts) = Self::split(fee, &receipt.weights);
 			let escrow: T::RuntimeHoldReason = HoldReason::Escrow.into();
 			let pay = |to: &T::AccountId, amount: BalanceOf<T>| -> DispatchResult {
@@ -791,20 +795,19 @@ pub mod pallet {
 			)
 			.unwrap_or_default();
 
-			for ((contribution_id, _), amount) in receipt.weights.iter().zip(amounts) {
+			for (((contribution_id, _), contributor), amount) in
+				receipt.weights.iter().zip(contributors).zip(amounts)
+			{
 				if amount.is_zero() {
 					continue;
 				}
-				// Checked by `check_weights` in the same transaction.
-				if let Some(c) = T::Datanets::published_contribution(*contribution_id) {
-					Rewards::<T>::mutate(&c.contributor, |r| *r = r.saturating_add(amount));
-					Self::deposit_event(Event::ContributorCredited {
-						request_id,
-						contribution_id: *contribution_id,
-						contributor: c.contributor,
-						amount,
-					});
-				}
+				Rewards::<T>::mutate(&contributor, |r| *r = r.saturating_add(amount));
+				Self::deposit_event(Event::ContributorCredited {
+					request_id,
+					contribution_id: *contribution_id,
+					contributor,
+					amount,
+				});
 			}
 			Requests::<T>::remove(request_id);
 			Assigned::<T>::remove(&request.operator, request_id);

@@ -22,7 +22,7 @@ use frame_system::{
 	offchain::{CreateAuthorizedTransaction, SubmitTransaction},
 	pallet_prelude::BlockNumberFor,
 };
-use sp_core::{offchain::StorageKind, H256};
+use sp_core::{hexdisplay::HexDisplay, offchain::StorageKind, H256};
 use sp_runtime::{
 	offchain::{
 		http,
@@ -203,7 +203,7 @@ fn infer<T: Config>(
 ) -> Result<Receipt<T>, String> {
 	let model = T::Models::served_model(request.model_id).ok_or("the model is gone")?;
 	let prompt = core::str::from_utf8(&request.prompt).map_err(|_| "the prompt is not UTF-8")?;
-	let model_name = format!("0x{}", hex(model.adapter_hash.as_bytes()));
+	let model_name = format!("0x{}", HexDisplay::from(&model.adapter_hash.0));
 	let completion = match call_engine(&model_name, prompt, request.max_output_tokens, true)? {
 		Ok(c) => c,
 		Err(code) if code == "no_attribution_data" =>
@@ -295,14 +295,6 @@ fn call_engine(
 		.map_err(|e| format!("unexpected engine answer: {e}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
-	const DIGITS: &[u8; 16] = b"0123456789abcdef";
-	bytes
-		.iter()
-		.flat_map(|b| [DIGITS[(b >> 4) as usize] as char, DIGITS[(b & 15) as usize] as char])
-		.collect()
-}
-
 fn parse_h256(s: &str) -> Option<H256> {
 	let digits = s.strip_prefix("0x").unwrap_or(s).as_bytes();
 	if digits.len() != 64 {
@@ -323,7 +315,7 @@ mod tests {
 	#[test]
 	fn hashes_round_trip_through_hex() {
 		let h = H256([0xa5; 32]);
-		assert_eq!(parse_h256(&format!("0x{}", hex(h.as_bytes()))), Some(h));
+		assert_eq!(parse_h256(&format!("0x{}", HexDisplay::from(&h.0))), Some(h));
 		assert_eq!(parse_h256("0x12"), None);
 		assert_eq!(parse_h256(&"zz".repeat(32)), None);
 	}

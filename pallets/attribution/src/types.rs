@@ -135,6 +135,15 @@ pub struct ReceiptRecord<T: Config> {
 	pub settled_at: BlockNumberFor<T>,
 }
 
+/// A receipt that passed every check, with what paying it needs.
+pub struct CheckedReceipt<T: Config> {
+	pub request: RequestInfo<T>,
+	pub model: pallet_model_registry::ServedModel<T::AccountId, BalanceOf<T>>,
+	pub fee: BalanceOf<T>,
+	/// The contributor of each weighted contribution, in the receipt's order.
+	pub contributors: alloc::vec::Vec<T::AccountId>,
+}
+
 /// Where one receipt's fee went.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
 pub struct FeeParts<Balance> {
