@@ -92,7 +92,10 @@ fn testnet_genesis(
 			authorities: authorities.iter().map(|(_, grandpa)| (grandpa.clone(), 1)).collect::<Vec<_>>(),
 		},
 		sudo: SudoConfig { key: Some(root) },
-		attribution: AttributionConfig { fee_split: Some(dev_fee_split()) },
+		attribution: AttributionConfig {
+			fee_split: Some(dev_fee_split()),
+			dispute_params: Some(dev_dispute_params()),
+		},
 	})
 }
 
@@ -104,6 +107,19 @@ fn dev_fee_split() -> pallet_attribution::FeeSplit<Balance> {
 		stakers: sp_runtime::Perbill::from_percent(10),
 		contributors: sp_runtime::Perbill::from_percent(50),
 		platform_fee: MILLI_OPEN,
+	}
+}
+
+/// Test chains mature receipts in 5 blocks (30 s) and give verifiers 10 blocks to vote, so a
+/// contributor sees a claimable reward and a dispute ends within a minute; the bond and the
+/// slashing are the pallet's defaults.
+fn dev_dispute_params() -> pallet_attribution::DisputeParams<Balance, crate::BlockNumber> {
+	pallet_attribution::DisputeParams {
+		challenge_window: 5,
+		voting_period: 10,
+		challenge_bond: 100 * OPEN,
+		slash: sp_runtime::Perbill::from_percent(10),
+		winner_share: sp_runtime::Perbill::from_percent(50),
 	}
 }
 

@@ -179,6 +179,70 @@ fn signed_receipt<T: Config>(
 	Ok((receipt, signature, contributors))
 }
 
+/// A settled receipt weighing `k` contributions, and their contributors.
+fn settled<T: Config>(k: u32) -> Result<(RequestId, Vec<T::AccountId>), BenchmarkError> {
+	let (receipt, signature, contributors) = signed_receipt::<T>(k)?;
+	let request_id = receipt.request_id;
+	let relayer: T::AccountId = whitelisted_caller();
+	Pallet::<T>::submit_receipt(RawOrigin::Signed(relayer).into(), receipt, signature)?;
+	Ok((request_id, contributors))
+}
+
+/// Registers `v` more operators of `model_id`, who verify its disputes; returns their keys.
+fn verifiers<T: Config>(model_id: ModelId, v: u32) -> Vec<(T::AccountId, T::OperatorKey)> {
+	(0..v)
+		.map(|i| {
+			let who = funded::<T>("verifier", i);
+			let key = register::<T>(&who, BoundedVec::truncate_from(vec![model_id]));
+			(who, key)
+		})
+		.collect()
+}
+
+/// The receipt's own contributions with the same weights: with another record hash, the
+/// record a challenger claims.
+fn claimed_weights<T: Config>(
+	request_id: RequestId,
+) -> Result<BoundedVec<(ContributionId, Ppm), T::MaxWeights>, BenchmarkError> {
+	let record = Receipts::<T>::get(request_id).ok_or("the receipt is settled")?;
+	let mut ids: Vec<ContributionId> = record.credits.iter().map(|(id, _, _)| *id).collect();
+	ids.sort();
+	Ok(BoundedVec::truncate_from(weights(&ids)))
+}
+
+/// A receipt weighing `k` contributions, challenged, with `v` verifiers; their keys.
+fn disputed<T: Config>(
+	k: u32,
+	v: u32,
+) -> Result<(RequestId, Vec<(T::AccountId, T::OperatorKey)>), BenchmarkError> {
+	let (request_id, _) = settled::<T>(k)?;
+	let record = Receipts::<T>::get(request_id).ok_or("the receipt is settled")?;
+	let keys = verifiers::<T>(record.model_id, v);
+	let weights = claimed_weights::<T>(request_id)?;
+	let challenger = funded::<T>("challenger", 0);
+	Pallet::<T>::challenge(
+		RawOrigin::Signed(challenger).into(),
+		request_id,
+		full(b'p'),
+		H256::repeat_byte(3),
+		weights,
+	)?;
+	Ok((request_id, keys))
+}
+
+/// `verifier`'s signed vote for the challenger's record.
+fn ballot<T: Config>(
+	request_id: RequestId,
+	(verifier, key): &(T::AccountId, T::OperatorKey),
+) -> Result<(T::AccountId, H256, <T::OperatorKey as RuntimeAppPublic>::Signature), BenchmarkError> {
+	let dispute = Disputes::<T>::get(request_id).ok_or("the dispute is open")?;
+	let attestation = attestation(&dispute.claimed_record_hash, &dispute.claimed_weights);
+	let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+	let signature =
+		key.sign(&vote_payload(&genesis, request_id, &attestation)).ok_or("the key signs")?;
+	Ok((verifier.clone(), attestation, signature))
+}
+
 #[benchmarks]
 mod benchmarks {
 	use super::*;
@@ -262,10 +326,15 @@ mod benchmarks {
 		let relayer: T::AccountId = whitelisted_caller();
 		#[extrinsic_call]
 		_(RawOrigin::Signed(relayer), receipt, signature);
-		assert!(Receipts::<T>::contains_key(request_id));
 		assert!(Requests::<T>::get(request_id).is_none());
+		let credited: Vec<T::AccountId> = Receipts::<T>::get(request_id)
+			.ok_or("the receipt is settled")?
+			.credits
+			.into_iter()
+			.map(|(_, who, _)| who)
+			.collect();
 		for contributor in contributors {
-			assert!(!Rewards::<T>::get(&contributor).is_zero());
+			assert!(credited.contains(&contributor));
 		}
 		Ok(())
 	}
@@ -311,6 +380,97 @@ mod benchmarks {
 		_(RawOrigin::Signed(who.clone()));
 		assert_eq!(T::Currency::balance(&who), amount);
 		assert!(!Rewards::<T>::contains_key(&who));
+	}
+
+	#[benchmark]
+	fn release_rewards(k: Linear<1, { T::MaxWeights::get() }>) -> Result<(), BenchmarkError> {
+		let (request_id, contributors) = settled::<T>(k)?;
+		let window = DisputeConfig::<T>::get().challenge_window;
+		frame_system::Pallet::<T>::set_block_number(
+			frame_system::Pallet::<T>::block_number().saturating_add(window).saturating_add(One::one()),
+		);
+		let caller: T::AccountId = whitelisted_caller();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(caller), request_id);
+		for contributor in contributors {
+			assert!(!Rewards::<T>::get(&contributor).is_zero());
+		}
+		Ok(())
+	}
+
+	#[benchmark]
+	fn challenge(
+		k: Linear<1, { T::MaxWeights::get() }>,
+		v: Linear<1, { T::MaxOperatorsPerModel::get() - 1 }>,
+	) -> Result<(), BenchmarkError> {
+		let (request_id, _) = settled::<T>(k)?;
+		let record = Receipts::<T>::get(request_id).ok_or("the receipt is settled")?;
+		verifiers::<T>(record.model_id, v);
+		let weights = claimed_weights::<T>(request_id)?;
+		let challenger = funded::<T>("challenger", 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(challenger), request_id, full(b'p'), H256::repeat_byte(3), weights);
+		assert_eq!(Disputes::<T>::get(request_id).map(|d| d.verifiers.len() as u32), Some(v));
+		Ok(())
+	}
+
+	/// A vote that leaves the dispute open: the first of `v ≥ 2` verifiers.
+	#[benchmark]
+	fn vote(v: Linear<2, { T::MaxOperatorsPerModel::get() - 1 }>) -> Result<(), BenchmarkError> {
+		let (request_id, keys) = disputed::<T>(T::MaxWeights::get(), v)?;
+		let (verifier, attestation, signature) = ballot::<T>(request_id, &keys[0])?;
+		let relayer: T::AccountId = whitelisted_caller();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(relayer), request_id, verifier, attestation, signature);
+		assert!(Disputes::<T>::get(request_id).is_some_and(|d| d.votes[0].is_some()));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn authorize_vote(v: Linear<2, { T::MaxOperatorsPerModel::get() - 1 }>) -> Result<(), BenchmarkError> {
+		let (request_id, keys) = disputed::<T>(T::MaxWeights::get(), v)?;
+		let (verifier, attestation, signature) = ballot::<T>(request_id, &keys[0])?;
+		let call = Call::<T>::vote { request_id, verifier, attestation, signature };
+		#[block]
+		{
+			call.authorize(TransactionSource::External)
+				.ok_or("vote must give some authorization")??;
+		}
+		Ok(())
+	}
+
+	/// The most expensive resolution: overturned, slashing the operator and crediting `k`
+	/// contributions by the challenger's weights.
+	#[benchmark]
+	fn resolve_dispute(k: Linear<1, { T::MaxWeights::get() }>) -> Result<(), BenchmarkError> {
+		let (request_id, _) = disputed::<T>(k, 1)?;
+		let mut dispute = Disputes::<T>::get(request_id).ok_or("the dispute is open")?;
+		dispute.votes[0] =
+			Some(attestation(&dispute.claimed_record_hash, &dispute.claimed_weights));
+		let deadline = dispute.deadline;
+		Disputes::<T>::insert(request_id, dispute);
+		frame_system::Pallet::<T>::set_block_number(deadline.saturating_add(One::one()));
+		let caller: T::AccountId = whitelisted_caller();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(caller), request_id);
+		assert!(Disputes::<T>::get(request_id).is_none());
+		assert_eq!(
+			Receipts::<T>::get(request_id).map(|r| r.status),
+			Some(ReceiptStatus::Final)
+		);
+		Ok(())
+	}
+
+	#[benchmark]
+	fn set_dispute_params() -> Result<(), BenchmarkError> {
+		let origin =
+			T::AdminOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		let mut params = DisputeConfig::<T>::get();
+		params.voting_period = params.voting_period.saturating_add(One::one());
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, params);
+		assert_eq!(DisputeConfig::<T>::get(), params);
+		Ok(())
 	}
 
 	#[benchmark]

@@ -9,7 +9,8 @@
 //! (sr25519, key type `attr`) that lives in its node's keystore and signs its receipts. Its
 //! off-chain worker (see [`offchain`]) answers the requests assigned to it. `unbond` stops new
 //! assignments; the bond comes back with `withdraw_bond` after `UnbondingDelay` blocks and once
-//! no request assigned to it is open, so a bond cannot leave ahead of the requests it owes.
+//! no request assigned to it is open, its latest receipt's challenge window is over and no
+//! dispute against it is open: a bond cannot leave ahead of what it answers for.
 //!
 //! ## Requests
 //! `request_inference` holds `max_fee` from the requester and assigns the request to one of the
@@ -36,9 +37,26 @@
 //!
 //! The parts sum to exactly `F`; `max_fee − F` returns to the requester.
 //!
+//! ## Maturity and disputes
+//! The contributors' pool of a receipt goes to the reward pot at settlement but is credited only
+//! when the receipt **matures**, `challenge_window` blocks later (`on_idle` does it in settlement
+//! order, or anyone's `release_rewards`): then each contributor's amount joins its reward
+//! balance, which `claim_rewards` pays, and the pool's rounding remainder goes to the treasury.
+//!
+//! Inside the window anyone may `challenge` a receipt with a bond, the request's prompt and the
+//! attribution record they recomputed (its hash and weights). The verifiers are the model's other
+//! operators (not the accused, not the challenger): their off-chain workers run the same request
+//! on their own engine, greedy and with the receipt's attribution method, and `vote` the
+//! [`attestation`] they get. The first attestation more than half of the verifiers vote for
+//! decides (see [`DisputeOutcome`]); with none by the deadline anyone's `resolve_dispute` voids
+//! the dispute. A losing challenger forfeits its bond, a losing operator a part of its bond; the
+//! winner gets `winner_share` of it and the treasury the rest. An operator with an open dispute
+//! cannot withdraw its bond.
+//!
 //! ## Scale
-//! A receipt costs O(K) writes: one reward-balance increment per weighted contribution. Rewards
-//! sit in the pallet's reward pot until their owner calls `claim_rewards`.
+//! A receipt costs O(K) writes: the record with its K credits, then K reward-balance increments
+//! when it matures. Rewards sit in the pallet's reward pot until their owner calls
+//! `claim_rewards`.
 //!
 //! Receipts are accepted either as a signed transaction from any account (which pays the usual
 //! fee) or as an authorized general transaction that pays none: the operator's off-chain worker
@@ -191,7 +209,28 @@ pub mod pallet {
 		OperatorBond,
 		/// A request's maximum fee, until its receipt or refund.
 		Escrow,
+		/// A challenger's bond, until the dispute resolves.
+		ChallengeBond,
 	}
+
+	#[pallet::type_value]
+	pub fn DefaultDisputeParams<T: Config>() -> DisputeParams<BalanceOf<T>, BlockNumberFor<T>> {
+		DisputeParams {
+			challenge_window: 100u32.into(),
+			voting_period: 50u32.into(),
+			challenge_bond: T::OperatorBond::get() / 10u32.into(),
+			slash: Perbill::from_percent(10),
+			winner_share: Perbill::from_percent(50),
+		}
+	}
+
+	#[pallet::storage]
+	pub type DisputeConfig<T: Config> = StorageValue<
+		_,
+		DisputeParams<BalanceOf<T>, BlockNumberFor<T>>,
+		ValueQuery,
+		DefaultDisputeParams<T>,
+	>;
 
 	#[pallet::type_value]
 	pub fn DefaultFeeSplit<T: Config>() -> FeeSplit<BalanceOf<T>> {
@@ -239,6 +278,32 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Receipts<T: Config> = StorageMap<_, Twox64Concat, RequestId, ReceiptRecord<T>>;
 
+	/// Open disputes, by the request of the receipt they challenge.
+	#[pallet::storage]
+	pub type Disputes<T: Config> = StorageMap<_, Twox64Concat, RequestId, Dispute<T>>;
+
+	/// The block of each operator's latest settled receipt: its bond stays until that
+	/// receipt's challenge window is over.
+	#[pallet::storage]
+	pub type LastSettledAt<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, BlockNumberFor<T>>;
+
+	/// Open disputes against each operator; its bond stays while any is open.
+	#[pallet::storage]
+	pub type DisputesAgainst<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+	/// Settled receipts in settlement order, from `MaturityHead` (the oldest not yet matured)
+	/// to `MaturityTail` (the next free slot): `on_idle` matures them from the head.
+	#[pallet::storage]
+	pub type MaturityQueue<T> = StorageMap<_, Twox64Concat, u64, RequestId>;
+
+	#[pallet::storage]
+	pub type MaturityHead<T> = StorageValue<_, u64, ValueQuery>;
+
+	#[pallet::storage]
+	pub type MaturityTail<T> = StorageValue<_, u64, ValueQuery>;
+
 	/// Unclaimed rewards, held in the reward pot.
 	#[pallet::storage]
 	pub type Rewards<T: Config> =
@@ -250,6 +315,9 @@ pub mod pallet {
 		/// `None` keeps the default split (40 % owner, 10 % stakers, 50 % contributors, no
 		/// platform fee).
 		pub fee_split: Option<FeeSplit<BalanceOf<T>>>,
+		/// `None` keeps the default: a 100-block window, 50 blocks of voting, a tenth of the
+		/// operator bond to challenge, 10 % slashed, half of it to the winner.
+		pub dispute_params: Option<DisputeParams<BalanceOf<T>, BlockNumberFor<T>>>,
 	}
 
 	#[pallet::genesis_build]
@@ -258,6 +326,13 @@ pub mod pallet {
 			if let Some(split) = self.fee_split {
 				assert!(split.is_valid(), "the fee split's shares must sum to 100 %");
 				FeeParams::<T>::put(split);
+			}
+			if let Some(params) = self.dispute_params {
+				assert!(
+					Pallet::<T>::dispute_params_valid(&params),
+					"a dispute's voting period must be at least one block"
+				);
+				DisputeConfig::<T>::put(params);
 			}
 		}
 	}
@@ -290,7 +365,7 @@ pub mod pallet {
 			refunded: BalanceOf<T>,
 			output: BoundedVec<u8, T::MaxOutputLength>,
 		},
-		/// A contribution's share of a receipt, credited to its contributor.
+		/// A matured receipt's share for a contribution, credited to its contributor.
 		ContributorCredited {
 			request_id: RequestId,
 			contribution_id: ContributionId,
@@ -300,6 +375,25 @@ pub mod pallet {
 		RequestRefunded { request_id: RequestId, requester: T::AccountId, amount: BalanceOf<T> },
 		RewardsClaimed { who: T::AccountId, amount: BalanceOf<T> },
 		FeeSplitSet { split: FeeSplit<BalanceOf<T>> },
+		/// A receipt matured: its contributors' rewards are claimable.
+		RewardsReleased { request_id: RequestId, credited: BalanceOf<T>, to_treasury: BalanceOf<T> },
+		DisputeOpened {
+			request_id: RequestId,
+			challenger: T::AccountId,
+			operator: T::AccountId,
+			verifiers: BoundedVec<T::AccountId, T::MaxOperatorsPerModel>,
+			deadline: BlockNumberFor<T>,
+		},
+		VoteCast { request_id: RequestId, verifier: T::AccountId, attestation: H256 },
+		/// `slashed` is taken from the losing operator's bond or the losing challenger's; the
+		/// winner got `to_winner` of it.
+		DisputeResolved {
+			request_id: RequestId,
+			outcome: DisputeOutcome,
+			slashed: BalanceOf<T>,
+			to_winner: BalanceOf<T>,
+		},
+		DisputeParamsSet { params: DisputeParams<BalanceOf<T>, BlockNumberFor<T>> },
 	}
 
 	#[pallet::error]
@@ -321,7 +415,8 @@ pub mod pallet {
 		Unbonding,
 		/// `unbond` first.
 		NotUnbonding,
-		/// The unbonding delay has not passed, or requests assigned to the operator are open.
+		/// The unbonding delay has not passed, requests assigned to the operator are open, its
+		/// latest receipt can still be challenged, or a dispute against it is open.
 		BondLocked,
 		/// The account cannot pay the bond or the escrow.
 		InsufficientBalance,
@@ -373,12 +468,42 @@ pub mod pallet {
 		InvalidFeeSplit,
 		/// An id counter is exhausted.
 		Overflow,
+		/// No settled receipt for this request.
+		NoReceipt,
+		/// The receipt's challenge window is over.
+		ChallengeWindowClosed,
+		/// The receipt is already challenged.
+		AlreadyDisputed,
+		/// The challenge claims the receipt's own record and weights.
+		SameRecord,
+		/// The model has no operator besides the accused and the challenger to verify.
+		NoVerifiers,
+		/// No open dispute for this request.
+		NoDispute,
+		/// The voter is not one of the dispute's verifiers.
+		NotVerifier,
+		/// The verifier already voted.
+		AlreadyVoted,
+		/// The dispute's voting period is over: resolve it.
+		VotingClosed,
+		/// The dispute's voting period is not over.
+		VotingOpen,
+		/// The receipt is not maturing (it is challenged or already final).
+		NotMaturing,
+		/// The receipt's challenge window is not over.
+		NotMatured,
+		/// The voting period must be at least one block.
+		InvalidDisputeParams,
 	}
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn offchain_worker(now: BlockNumberFor<T>) {
 			offchain::run::<T>(now);
+		}
+
+		fn on_idle(now: BlockNumberFor<T>, remaining: Weight) -> Weight {
+			Self::mature_receipts(now, remaining)
 		}
 	}
 
@@ -469,10 +594,16 @@ pub mod pallet {
 			let info = Operators::<T>::get(&operator).ok_or(Error::<T>::NotOperator)?;
 			let at = info.unbonding_at.ok_or(Error::<T>::NotUnbonding)?;
 			ensure!(frame_system::Pallet::<T>::block_number() >= at, Error::<T>::BondLocked);
+			let now = frame_system::Pallet::<T>::block_number();
+			let window = DisputeConfig::<T>::get().challenge_window;
 			ensure!(
-				Assigned::<T>::iter_prefix(&operator).next().is_none(),
+				Assigned::<T>::iter_prefix(&operator).next().is_none() &&
+					DisputesAgainst::<T>::get(&operator) == 0 &&
+					LastSettledAt::<T>::get(&operator)
+						.is_none_or(|at| now > at.saturating_add(window)),
 				Error::<T>::BondLocked
 			);
+			LastSettledAt::<T>::remove(&operator);
 			let bond = T::Currency::release(
 				&HoldReason::OperatorBond.into(),
 				&operator,
@@ -614,6 +745,161 @@ pub mod pallet {
 			Self::deposit_event(Event::FeeSplitSet { split });
 			Ok(())
 		}
+
+		/// Challenges the receipt of request `request_id` within its challenge window, holding
+		/// the challenge bond. `prompt` is the request's (checked against the receipt's prompt
+		/// hash); `record_hash` and `weights` are the attribution record the challenger
+		/// recomputed, empty weights meaning none.
+		#[pallet::call_index(9)]
+		#[pallet::weight(T::WeightInfo::challenge(weights.len() as u32, T::MaxOperatorsPerModel::get()))]
+		pub fn challenge(
+			origin: OriginFor<T>,
+			request_id: RequestId,
+			prompt: BoundedVec<u8, T::MaxPromptLength>,
+			record_hash: H256,
+			weights: BoundedVec<(ContributionId, Ppm), T::MaxWeights>,
+		) -> DispatchResult {
+			let challenger = ensure_signed(origin)?;
+			let mut record = Receipts::<T>::get(request_id).ok_or(Error::<T>::NoReceipt)?;
+			match record.status {
+				ReceiptStatus::Maturing => {},
+				ReceiptStatus::Disputed => return Err(Error::<T>::AlreadyDisputed.into()),
+				ReceiptStatus::Final => return Err(Error::<T>::ChallengeWindowClosed.into()),
+			}
+			let params = DisputeConfig::<T>::get();
+			let now = frame_system::Pallet::<T>::block_number();
+			ensure!(
+				now <= record.settled_at.saturating_add(params.challenge_window),
+				Error::<T>::ChallengeWindowClosed
+			);
+			ensure!(BlakeTwo256::hash(&prompt) == record.prompt_hash, Error::<T>::PromptMismatch);
+			ensure!(
+				attestation(&record_hash, &weights) != record.attestation,
+				Error::<T>::SameRecord
+			);
+			let model =
+				T::Models::served_model(record.model_id).ok_or(Error::<T>::ModelNotFound)?;
+			let contributors = Self::check_weights(&weights, &model)?;
+			let verifiers: alloc::vec::Vec<T::AccountId> = ModelOperators::<T>::get(record.model_id)
+				.into_iter()
+				.filter(|v| *v != record.operator && *v != challenger)
+				.filter(|v| Operators::<T>::get(v).is_some_and(|info| info.unbonding_at.is_none()))
+				.collect();
+			ensure!(!verifiers.is_empty(), Error::<T>::NoVerifiers);
+			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, params.challenge_bond)
+				.map_err(|_| Error::<T>::InsufficientBalance)?;
+
+			let verifiers = BoundedVec::truncate_from(verifiers);
+			let deadline = now.saturating_add(params.voting_period);
+			let votes = BoundedVec::truncate_from(alloc::vec![None; verifiers.len()]);
+			DisputesAgainst::<T>::mutate(&record.operator, |n| *n = n.saturating_add(1));
+			Disputes::<T>::insert(
+				request_id,
+				Dispute {
+					challenger: challenger.clone(),
+					operator: record.operator.clone(),
+					bond: params.challenge_bond,
+					prompt,
+					claimed_record_hash: record_hash,
+					claimed_weights: weights,
+					claimed_contributors: BoundedVec::truncate_from(contributors),
+					verifiers: verifiers.clone(),
+					votes,
+					deadline,
+				},
+			);
+			record.status = ReceiptStatus::Disputed;
+			let operator = record.operator.clone();
+			Receipts::<T>::insert(request_id, record);
+			Self::deposit_event(Event::DisputeOpened {
+				request_id,
+				challenger,
+				operator,
+				verifiers,
+				deadline,
+			});
+			Ok(())
+		}
+
+		/// A verifier's vote: the attestation its engine recomputed for the disputed receipt,
+		/// signed with its attribution key. The first attestation with a majority of all
+		/// verifiers resolves the dispute. The verifier's off-chain worker submits it as an
+		/// authorized transaction without a fee; any account may submit it too.
+		#[pallet::call_index(10)]
+		#[pallet::weight(T::WeightInfo::vote(T::MaxOperatorsPerModel::get())
+			.saturating_add(T::WeightInfo::resolve_dispute(T::MaxWeights::get())))]
+		#[pallet::authorize(|_source, request_id, verifier, attestation, signature| {
+			Pallet::<T>::authorize_vote(*request_id, verifier, attestation, signature)
+		})]
+		#[pallet::weight_of_authorize(T::WeightInfo::authorize_vote(T::MaxOperatorsPerModel::get()))]
+		pub fn vote(
+			origin: OriginFor<T>,
+			request_id: RequestId,
+			verifier: T::AccountId,
+			attestation: H256,
+			signature: <T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> DispatchResult {
+			if ensure_authorized(origin.clone()).is_err() {
+				ensure_signed(origin)?;
+			}
+			let (mut dispute, index) =
+				Self::check_vote(request_id, &verifier, &attestation, &signature)?;
+			dispute.votes[index] = Some(attestation);
+			Self::deposit_event(Event::VoteCast { request_id, verifier, attestation });
+			if dispute.majority().is_some() {
+				Self::resolve(request_id, dispute)
+			} else {
+				Disputes::<T>::insert(request_id, dispute);
+				Ok(())
+			}
+		}
+
+		/// Ends a dispute whose voting period is over without a majority: void, the receipt
+		/// stands and the challenger's bond comes back. Anyone may call it.
+		#[pallet::call_index(11)]
+		#[pallet::weight(T::WeightInfo::resolve_dispute(T::MaxWeights::get()))]
+		pub fn resolve_dispute(origin: OriginFor<T>, request_id: RequestId) -> DispatchResult {
+			ensure_signed(origin)?;
+			let dispute = Disputes::<T>::get(request_id).ok_or(Error::<T>::NoDispute)?;
+			ensure!(
+				frame_system::Pallet::<T>::block_number() > dispute.deadline,
+				Error::<T>::VotingOpen
+			);
+			Self::resolve(request_id, dispute)
+		}
+
+		/// Credits a receipt's contributors once its challenge window is over, for when
+		/// `on_idle` has not got to it yet. Anyone may call it.
+		#[pallet::call_index(12)]
+		#[pallet::weight(T::WeightInfo::release_rewards(T::MaxWeights::get()))]
+		pub fn release_rewards(origin: OriginFor<T>, request_id: RequestId) -> DispatchResult {
+			ensure_signed(origin)?;
+			let mut record = Receipts::<T>::get(request_id).ok_or(Error::<T>::NoReceipt)?;
+			ensure!(record.status == ReceiptStatus::Maturing, Error::<T>::NotMaturing);
+			ensure!(
+				frame_system::Pallet::<T>::block_number() >
+					record.settled_at.saturating_add(DisputeConfig::<T>::get().challenge_window),
+				Error::<T>::NotMatured
+			);
+			Self::release(request_id, &mut record)?;
+			Receipts::<T>::insert(request_id, record);
+			Ok(())
+		}
+
+		/// Sets the challenge window, voting period, challenge bond and slashing for disputes
+		/// opened from now on.
+		#[pallet::call_index(13)]
+		#[pallet::weight(T::WeightInfo::set_dispute_params())]
+		pub fn set_dispute_params(
+			origin: OriginFor<T>,
+			params: DisputeParams<BalanceOf<T>, BlockNumberFor<T>>,
+		) -> DispatchResult {
+			T::AdminOrigin::ensure_origin(origin)?;
+			ensure!(Self::dispute_params_valid(&params), Error::<T>::InvalidDisputeParams);
+			DisputeConfig::<T>::put(params);
+			Self::deposit_event(Event::DisputeParamsSet { params });
+			Ok(())
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
@@ -641,25 +927,39 @@ pub mod pallet {
 			(per_thousand / 1000u32.into()).saturating_add(FeeParams::<T>::get().platform_fee)
 		}
 
-		/// The parts of `fee` and each weighted contribution's amount, per the module docs.
+		/// The parts of `fee`, the contributors' pool (before its split's rounding) and each
+		/// weighted contribution's amount, per the module docs.
 		pub fn split(
 			fee: BalanceOf<T>,
 			weights: &[(ContributionId, Ppm)],
-		) -> (FeeParts<BalanceOf<T>>, alloc::vec::Vec<BalanceOf<T>>) {
+		) -> (FeeParts<BalanceOf<T>>, BalanceOf<T>, alloc::vec::Vec<BalanceOf<T>>) {
 			let params = FeeParams::<T>::get();
 			let shared = fee.saturating_sub(params.platform_fee);
 			let owner = params.owner.mul_floor(shared);
 			let stakers = params.stakers.mul_floor(shared);
 			let pool = params.contributors.mul_floor(shared);
-			let amounts: alloc::vec::Vec<BalanceOf<T>> = weights
-				.iter()
-				.map(|(_, ppm)| Perbill::from_parts(ppm.saturating_mul(1000)).mul_floor(pool))
-				.collect();
+			let amounts = Self::split_pool(pool, weights);
 			let contributors =
 				amounts.iter().fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(*b));
 			let treasury =
 				fee.saturating_sub(owner).saturating_sub(stakers).saturating_sub(contributors);
-			(FeeParts { fee, owner, stakers, contributors, treasury }, amounts)
+			(FeeParts { fee, owner, stakers, contributors, treasury }, pool, amounts)
+		}
+
+		/// Each weighted contribution's part of `pool`, rounded down.
+		fn split_pool(
+			pool: BalanceOf<T>,
+			weights: &[(ContributionId, Ppm)],
+		) -> alloc::vec::Vec<BalanceOf<T>> {
+			weights
+				.iter()
+				.map(|(_, ppm)| Perbill::from_parts(ppm.saturating_mul(1000)).mul_floor(pool))
+				.collect()
+		}
+
+		/// Verifiers need at least a block to vote.
+		pub fn dispute_params_valid(params: &DisputeParams<BalanceOf<T>, BlockNumberFor<T>>) -> bool {
+			!params.voting_period.is_zero()
 		}
 
 		fn check_models(models: &[ModelId]) -> DispatchResult {
@@ -718,24 +1018,24 @@ pub mod pallet {
 				receipt.output_tokens <= request.max_output_tokens,
 				Error::<T>::TooManyOutputTokens
 			);
-			let contributors = Self::check_weights(receipt, &model)?;
+			ensure!(
+				(receipt.method == AttributionMethod::None) == receipt.weights.is_empty(),
+				Error::<T>::InvalidWeights
+			);
+			let contributors = Self::check_weights(&receipt.weights, &model)?;
 			let fee = Self::fee(&model, receipt.input_tokens, receipt.output_tokens);
 			ensure!(fee <= request.max_fee, Error::<T>::FeeAboveMax);
 			Ok(CheckedReceipt { request, model, fee, contributors })
 		}
 
-		/// The contributor of each weighted contribution, in the receipt's order.
+		/// The contributor of each weighted contribution, in order. Weights are empty (no
+		/// attribution) or positive, by strictly ascending contribution, summing to [`PPM`].
 		fn check_weights(
-			receipt: &Receipt<T>,
+			weights: &[(ContributionId, Ppm)],
 			model: &ServedModel<T::AccountId, BalanceOf<T>>,
 		) -> Result<alloc::vec::Vec<T::AccountId>, Error<T>> {
-			let weights = &receipt.weights;
-			if receipt.method == AttributionMethod::None {
-				return if weights.is_empty() {
-					Ok(alloc::vec::Vec::new())
-				} else {
-					Err(Error::<T>::InvalidWeights)
-				};
+			if weights.is_empty() {
+				return Ok(alloc::vec::Vec::new());
 			}
 			ensure!(
 				weights.iter().all(|(_, ppm)| *ppm > 0) &&
@@ -760,7 +1060,7 @@ pub mod pallet {
 		fn settle(receipt: Receipt<T>, checked: CheckedReceipt<T>) -> DispatchResult {
 			let CheckedReceipt { request, model, fee, contributors } = checked;
 			let request_id = receipt.request_id;
-			let (parts, amounts) = Self::split(fee, &receipt.weights);
+			let (parts, pool, amounts) = Self::split(fee, &receipt.weights);
 			let escrow: T::RuntimeHoldReason = HoldReason::Escrow.into();
 			let pay = |to: &T::AccountId, amount: BalanceOf<T>| -> DispatchResult {
 				if amount.is_zero() {
@@ -778,15 +1078,16 @@ pub mod pallet {
 				.map(|_| ())
 			};
 			// An owner whose account cannot receive the amount (it would stay below the
-			// existential deposit) is credited like a contributor instead.
-			let mut to_pot = parts.contributors;
+			// existential deposit) is credited its part right away, from the reward pot.
+			let mut to_pot = pool;
 			if pay(&model.owner, parts.owner).is_err() {
 				to_pot = to_pot.saturating_add(parts.owner);
 				Rewards::<T>::mutate(&model.owner, |r| *r = r.saturating_add(parts.owner));
 			}
 			pay(&Self::reward_pot(), to_pot)?;
 			pay(&T::StakingPot::get(), parts.stakers)?;
-			pay(&T::Treasury::get(), parts.treasury)?;
+			// The pool's rounding remainder reaches the treasury when the receipt matures.
+			pay(&T::Treasury::get(), parts.treasury.saturating_sub(pool.saturating_sub(parts.contributors)))?;
 			let refunded = T::Currency::release(
 				&escrow,
 				&request.requester,
@@ -795,33 +1096,40 @@ pub mod pallet {
 			)
 			.unwrap_or_default();
 
-			for (((contribution_id, _), contributor), amount) in
-				receipt.weights.iter().zip(contributors).zip(amounts)
-			{
-				if amount.is_zero() {
-					continue;
-				}
-				Rewards::<T>::mutate(&contributor, |r| *r = r.saturating_add(amount));
-				Self::deposit_event(Event::ContributorCredited {
-					request_id,
-					contribution_id: *contribution_id,
-					contributor,
-					amount,
+			let credits = receipt
+				.weights
+				.iter()
+				.zip(contributors)
+				.zip(amounts)
+				.filter(|(_, amount)| !amount.is_zero())
+				.map(|(((contribution_id, _), contributor), amount)| {
+					(*contribution_id, contributor, amount)
 				});
-			}
+			let now = frame_system::Pallet::<T>::block_number();
 			Requests::<T>::remove(request_id);
 			Assigned::<T>::remove(&request.operator, request_id);
+			LastSettledAt::<T>::insert(&request.operator, now);
 			Receipts::<T>::insert(
 				request_id,
 				ReceiptRecord {
 					operator: receipt.operator.clone(),
 					model_id: receipt.model_id,
+					prompt_hash: receipt.prompt_hash,
 					output_hash: receipt.output_hash,
+					max_output_tokens: request.max_output_tokens,
+					method: receipt.method,
 					record_hash: receipt.record_hash,
+					attestation: attestation(&receipt.record_hash, &receipt.weights),
 					fee,
-					settled_at: frame_system::Pallet::<T>::block_number(),
+					pool,
+					credits: BoundedVec::truncate_from(credits.collect()),
+					settled_at: now,
+					status: ReceiptStatus::Maturing,
 				},
 			);
+			let tail = MaturityTail::<T>::get();
+			MaturityQueue::<T>::insert(tail, request_id);
+			MaturityTail::<T>::put(tail.saturating_add(1));
 			Self::deposit_event(Event::ReceiptSettled {
 				request_id,
 				operator: receipt.operator,
@@ -835,6 +1143,228 @@ pub mod pallet {
 				output: receipt.output,
 			});
 			Ok(())
+		}
+
+		/// Credits a receipt's contributors from the reward pot and sends the pool's
+		/// remainder to the treasury; the receipt becomes final.
+		fn release(request_id: RequestId, record: &mut ReceiptRecord<T>) -> DispatchResult {
+			let mut credited = BalanceOf::<T>::zero();
+			for (contribution_id, contributor, amount) in record.credits.iter() {
+				credited = credited.saturating_add(*amount);
+				Rewards::<T>::mutate(contributor, |r| *r = r.saturating_add(*amount));
+				Self::deposit_event(Event::ContributorCredited {
+					request_id,
+					contribution_id: *contribution_id,
+					contributor: contributor.clone(),
+					amount: *amount,
+				});
+			}
+			let to_treasury = record.pool.saturating_sub(credited);
+			if !to_treasury.is_zero() {
+				T::Currency::transfer(
+					&Self::reward_pot(),
+					&T::Treasury::get(),
+					to_treasury,
+					Preservation::Preserve,
+				)?;
+			}
+			record.credits = BoundedVec::new();
+			record.status = ReceiptStatus::Final;
+			Self::deposit_event(Event::RewardsReleased { request_id, credited, to_treasury });
+			Ok(())
+		}
+
+		/// Matures receipts from the head of the settlement queue while their window is over
+		/// and `remaining` allows; challenged and released ones just leave the queue.
+		fn mature_receipts(now: BlockNumberFor<T>, remaining: Weight) -> Weight {
+			let per_item = T::WeightInfo::release_rewards(T::MaxWeights::get())
+				.saturating_add(T::DbWeight::get().reads_writes(2, 2));
+			let mut used = T::DbWeight::get().reads(3);
+			if remaining.any_lt(used) {
+				return Weight::zero();
+			}
+			let window = DisputeConfig::<T>::get().challenge_window;
+			let (mut head, tail) = (MaturityHead::<T>::get(), MaturityTail::<T>::get());
+			while head < tail && !remaining.any_lt(used.saturating_add(per_item)) {
+				used = used.saturating_add(per_item);
+				let Some(request_id) = MaturityQueue::<T>::get(head) else { break };
+				if let Some(mut record) = Receipts::<T>::get(request_id) {
+					if record.status == ReceiptStatus::Maturing {
+						if now <= record.settled_at.saturating_add(window) {
+							break;
+						}
+						// The pot holds every maturing pool, so this only fails if the
+						// runtime's accounting is broken: leave the receipt for
+						// `release_rewards` rather than stall the queue.
+						if Self::release(request_id, &mut record).is_ok() {
+							Receipts::<T>::insert(request_id, record);
+						}
+					}
+				}
+				MaturityQueue::<T>::remove(head);
+				head = head.saturating_add(1);
+			}
+			MaturityHead::<T>::put(head);
+			used
+		}
+
+		/// A valid vote's dispute and the verifier's place in it.
+		pub fn check_vote(
+			request_id: RequestId,
+			verifier: &T::AccountId,
+			attestation: &H256,
+			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> Result<(Dispute<T>, usize), Error<T>> {
+			let dispute = Disputes::<T>::get(request_id).ok_or(Error::<T>::NoDispute)?;
+			ensure!(
+				frame_system::Pallet::<T>::block_number() <= dispute.deadline,
+				Error::<T>::VotingClosed
+			);
+			let index = dispute
+				.verifiers
+				.iter()
+				.position(|v| v == verifier)
+				.ok_or(Error::<T>::NotVerifier)?;
+			ensure!(dispute.votes[index].is_none(), Error::<T>::AlreadyVoted);
+			let key = Operators::<T>::get(verifier).ok_or(Error::<T>::NotOperator)?.key;
+			let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+			ensure!(
+				key.verify(&vote_payload(&genesis, request_id, attestation), signature),
+				Error::<T>::BadSignature
+			);
+			Ok((dispute, index))
+		}
+
+		/// Pays out a dispute by its majority (void without one) and closes it.
+		fn resolve(request_id: RequestId, dispute: Dispute<T>) -> DispatchResult {
+			let mut record = Receipts::<T>::get(request_id).ok_or(Error::<T>::NoReceipt)?;
+			let params = DisputeConfig::<T>::get();
+			let claimed = attestation(&dispute.claimed_record_hash, &dispute.claimed_weights);
+			let outcome = match dispute.majority() {
+				None => DisputeOutcome::Void,
+				Some(a) if a == record.attestation => DisputeOutcome::Upheld,
+				Some(a) if a == claimed => DisputeOutcome::Overturned,
+				Some(_) => DisputeOutcome::Rejected,
+			};
+			let bond_reason: T::RuntimeHoldReason = HoldReason::ChallengeBond.into();
+			let (mut slashed, mut to_winner) = (BalanceOf::<T>::zero(), BalanceOf::<T>::zero());
+			match outcome {
+				DisputeOutcome::Upheld => {
+					(slashed, to_winner) = Self::forfeit(
+						&bond_reason,
+						&dispute.challenger,
+						dispute.bond,
+						&dispute.operator,
+						params.winner_share,
+					)?;
+				},
+				DisputeOutcome::Overturned | DisputeOutcome::Rejected => {
+					T::Currency::release(
+						&bond_reason,
+						&dispute.challenger,
+						dispute.bond,
+						Precision::BestEffort,
+					)?;
+					let mut operator =
+						Operators::<T>::get(&dispute.operator).ok_or(Error::<T>::NotOperator)?;
+					let winner_share = if outcome == DisputeOutcome::Overturned {
+						params.winner_share
+					} else {
+						Perbill::zero()
+					};
+					(slashed, to_winner) = Self::forfeit(
+						&HoldReason::OperatorBond.into(),
+						&dispute.operator,
+						params.slash.mul_floor(operator.bond),
+						&dispute.challenger,
+						winner_share,
+					)?;
+					operator.bond = operator.bond.saturating_sub(slashed);
+					Operators::<T>::insert(&dispute.operator, operator);
+					// The challenger's weights replace the receipt's; with neither reproduced
+					// the whole pool goes to the treasury.
+					record.credits = if outcome == DisputeOutcome::Overturned {
+						let amounts = Self::split_pool(record.pool, &dispute.claimed_weights);
+						BoundedVec::truncate_from(
+							dispute
+								.claimed_weights
+								.iter()
+								.zip(dispute.claimed_contributors.iter())
+								.zip(amounts)
+								.filter(|(_, amount)| !amount.is_zero())
+								.map(|(((id, _), who), amount)| (*id, who.clone(), amount))
+								.collect::<alloc::vec::Vec<_>>(),
+						)
+					} else {
+						BoundedVec::new()
+					};
+				},
+				DisputeOutcome::Void => {
+					T::Currency::release(
+						&bond_reason,
+						&dispute.challenger,
+						dispute.bond,
+						Precision::BestEffort,
+					)?;
+				},
+			}
+			Self::release(request_id, &mut record)?;
+			Receipts::<T>::insert(request_id, record);
+			Disputes::<T>::remove(request_id);
+			DisputesAgainst::<T>::mutate_exists(&dispute.operator, |n| {
+				*n = n.map(|n| n.saturating_sub(1)).filter(|n| *n > 0)
+			});
+			Self::deposit_event(Event::DisputeResolved { request_id, outcome, slashed, to_winner });
+			Ok(())
+		}
+
+		/// Takes `amount` of `loser`'s hold `reason`: `winner_share` of it to `winner`, the rest
+		/// to the treasury. Returns what was taken and what the winner got.
+		fn forfeit(
+			reason: &T::RuntimeHoldReason,
+			loser: &T::AccountId,
+			amount: BalanceOf<T>,
+			winner: &T::AccountId,
+			winner_share: Perbill,
+		) -> Result<(BalanceOf<T>, BalanceOf<T>), DispatchError> {
+			let amount = amount.min(T::Currency::balance_on_hold(reason, loser));
+			let to_winner = winner_share.mul_floor(amount);
+			let pay = |to: &T::AccountId, part: BalanceOf<T>| -> DispatchResult {
+				if !part.is_zero() {
+					T::Currency::transfer_on_hold(
+						reason,
+						loser,
+						to,
+						part,
+						Precision::Exact,
+						Restriction::Free,
+						Fortitude::Force,
+					)?;
+				}
+				Ok(())
+			};
+			pay(winner, to_winner)?;
+			pay(&T::Treasury::get(), amount.saturating_sub(to_winner))?;
+			Ok((amount, to_winner))
+		}
+
+		/// The transaction pool's check of a verifier's vote.
+		fn authorize_vote(
+			request_id: RequestId,
+			verifier: &T::AccountId,
+			attestation: &H256,
+			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> TransactionValidityWithRefund {
+			Self::check_vote(request_id, verifier, attestation, signature).map_err(|e| {
+				TransactionValidityError::Invalid(InvalidTransaction::Custom(e.into_index_u8()))
+			})?;
+			let validity = ValidTransaction::with_tag_prefix("AttributionVote")
+				.priority(T::ReceiptPriority::get())
+				.and_provides((request_id, verifier))
+				.longevity(64)
+				.propagate(true)
+				.build()?;
+			Ok((validity, Weight::zero()))
 		}
 
 		/// The transaction pool's check of an off-chain worker's receipt: the whole

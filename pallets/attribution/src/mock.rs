@@ -94,8 +94,9 @@ pub const EVE: AccountId = 5;
 pub const FERDIE: AccountId = 6;
 /// An account with only the existential deposit: it cannot pay a bond or an escrow.
 pub const POOR: AccountId = 7;
-/// A third would-be operator.
+/// A third and a fourth would-be operator.
 pub const GRACE: AccountId = 8;
+pub const HEIDI: AccountId = 10;
 pub const TREASURY: AccountId = 900;
 pub const STAKING_POT: AccountId = 901;
 pub const INITIAL_BALANCE: Balance = 1_000_000;
@@ -127,7 +128,7 @@ impl pallet_attribution::Config for Test {
 	type MaxSpecialTokens = ConstU32<2>;
 	type MaxWeights = ConstU32<4>;
 	type MaxModelsPerOperator = ConstU32<3>;
-	type MaxOperatorsPerModel = ConstU32<2>;
+	type MaxOperatorsPerModel = ConstU32<3>;
 	type ReceiptPriority = frame_support::traits::ConstU64<100>;
 	type WeightInfo = ();
 }
@@ -292,6 +293,16 @@ fn reset_mocks() {
 	ExistentialDeposit::set(ED);
 }
 
+/// Short enough to run through in a test, within the mock's unbonding delay of 10 blocks.
+pub const DISPUTE_PARAMS: pallet_attribution::DisputeParams<Balance, u64> =
+	pallet_attribution::DisputeParams {
+		challenge_window: 3,
+		voting_period: 4,
+		challenge_bond: 100,
+		slash: sp_runtime::Perbill::from_percent(10),
+		winner_share: sp_runtime::Perbill::from_percent(50),
+	};
+
 pub fn reward_pot() -> AccountId {
 	Attribution::reward_pot()
 }
@@ -314,6 +325,7 @@ pub fn new_test_ext_with_ed(ed: Balance) -> sp_io::TestExternalities {
 			(EVE, INITIAL_BALANCE),
 			(FERDIE, INITIAL_BALANCE),
 			(GRACE, INITIAL_BALANCE),
+			(HEIDI, INITIAL_BALANCE),
 			(POOR, ed),
 			(TREASURY, ed),
 			(STAKING_POT, ed),
@@ -323,9 +335,12 @@ pub fn new_test_ext_with_ed(ed: Balance) -> sp_io::TestExternalities {
 	}
 	.assimilate_storage(&mut storage)
 	.unwrap();
-	pallet_attribution::GenesisConfig::<Test>::default()
-		.assimilate_storage(&mut storage)
-		.unwrap();
+	pallet_attribution::GenesisConfig::<Test> {
+		dispute_params: Some(DISPUTE_PARAMS),
+		..Default::default()
+	}
+	.assimilate_storage(&mut storage)
+	.unwrap();
 	let mut ext = sp_io::TestExternalities::new(storage);
 	ext.execute_with(|| System::set_block_number(1));
 	ext

@@ -17,6 +17,7 @@ use crate::*;
 use alloc::{format, string::String, vec::Vec};
 use codec::{Decode, Encode};
 use frame_support::BoundedVec;
+use pallet_datanets::ContributionId;
 use pallet_model_registry::ModelsInspect;
 use frame_system::{
 	offchain::{CreateAuthorizedTransaction, SubmitTransaction},
@@ -46,9 +47,9 @@ const RESUBMIT_AFTER: u32 = 5;
 const ENGINE_TIMEOUT_MS: u64 = 120_000;
 const LOG: &str = "runtime::attribution";
 
-/// What this node's off-chain workers know about one request.
+/// What this node's off-chain workers know about one job.
 #[derive(Encode, Decode, Default)]
-struct RequestState {
+struct JobState {
 	attempts: u8,
 	/// The signed call once made, and the block it was last submitted at.
 	submitted: Option<(u32, Vec<u8>)>,
@@ -59,21 +60,30 @@ pub(crate) fn run<T: Config>(now: BlockNumberFor<T>) {
 		let Some(operator) = OperatorByKey::<T>::get(&key) else { continue };
 		let open: Vec<RequestId> = Assigned::<T>::iter_key_prefix(&operator).collect();
 		for request_id in open {
-			if let Some(request) = Requests::<T>::get(request_id) {
-				answer::<T>(now, &key, &operator, request_id, request);
-			}
+			let Some(request) = Requests::<T>::get(request_id) else { continue };
+			let job = (b"request", request_id).encode();
+			work::<T>(now, &job, || answer::<T>(&key, &operator, request_id, &request));
+		}
+		let ballots: Vec<(RequestId, Dispute<T>)> = Disputes::<T>::iter()
+			.filter(|(_, d)| now <= d.deadline)
+			.filter(|(_, d)| d.verifiers.iter().zip(&d.votes).any(|(v, b)| *v == operator && b.is_none()))
+			.collect();
+		for (request_id, dispute) in ballots {
+			let job = (b"vote", request_id, &operator).encode();
+			work::<T>(now, &job, || verify::<T>(&key, &operator, request_id, &dispute));
 		}
 	}
 }
 
-fn answer<T: Config>(
+/// Runs one job (answering a request, voting in a dispute) at most once at a time across
+/// blocks and forks: `make` builds the signed call, which is kept and resubmitted if it was
+/// not included, and `make`'s failures count against [`MAX_ATTEMPTS`].
+fn work<T: Config>(
 	now: BlockNumberFor<T>,
-	key: &T::OperatorKey,
-	operator: &T::AccountId,
-	request_id: RequestId,
-	request: RequestInfo<T>,
+	job: &[u8],
+	make: impl FnOnce() -> Result<Call<T>, String>,
 ) {
-	let lock_key = [b"openledger::attribution::lock::".as_slice(), &request_id.encode()].concat();
+	let lock_key = [b"openledger::attribution::lock::".as_slice(), job].concat();
 	let mut lock = StorageLock::<BlockAndTime<frame_system::Pallet<T>>>::with_block_and_time_deadline(
 		&lock_key,
 		1,
@@ -82,19 +92,20 @@ fn answer<T: Config>(
 	// Another worker (an earlier block's, or a fork's) is on it.
 	let Ok(_guard) = lock.try_lock() else { return };
 
-	let state_key = [b"openledger::attribution::request::".as_slice(), &request_id.encode()].concat();
+	let state_key = [b"openledger::attribution::job::".as_slice(), job].concat();
 	let state_ref = StorageValueRef::persistent(&state_key);
-	let mut state: RequestState = state_ref.get().ok().flatten().unwrap_or_default();
+	let mut state: JobState = state_ref.get().ok().flatten().unwrap_or_default();
 	let block: u32 = sp_runtime::SaturatedConversion::saturated_into(now);
 
-	if let Some((at, call)) = &state.submitted {
-		if block < at.saturating_add(RESUBMIT_AFTER) {
-			return;
+	if let Some((at, call)) = state.submitted.take() {
+		if block >= at.saturating_add(RESUBMIT_AFTER) {
+			if let Ok(decoded) = Call::<T>::decode(&mut &call[..]) {
+				submit::<T>(decoded);
+			}
+			state.submitted = Some((block, call));
+		} else {
+			state.submitted = Some((at, call));
 		}
-		if let Ok(call) = Call::<T>::decode(&mut &call[..]) {
-			submit::<T>(request_id, call);
-		}
-		state.submitted = Some((block, state.submitted.take().map(|s| s.1).unwrap_or_default()));
 		state_ref.set(&state);
 		return;
 	}
@@ -104,33 +115,78 @@ fn answer<T: Config>(
 	state.attempts += 1;
 	state_ref.set(&state);
 
-	let receipt = match infer::<T>(operator, request_id, &request) {
-		Ok(receipt) => receipt,
-		Err(e) => {
-			log::warn!(
-				target: LOG,
-				"request {request_id}: attempt {} of {MAX_ATTEMPTS} failed: {e}",
-				state.attempts
-			);
-			return;
+	match make() {
+		Ok(call) => {
+			state.submitted = Some((block, call.encode()));
+			state_ref.set(&state);
+			submit::<T>(call);
 		},
-	};
-	let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
-	let Some(signature) = key.sign(&receipt.signing_payload(&genesis)) else {
-		log::warn!(target: LOG, "request {request_id}: the keystore cannot sign with the attribution key");
-		return;
-	};
-	let call = Call::<T>::submit_receipt { receipt, signature };
-	state.submitted = Some((block, call.encode()));
-	state_ref.set(&state);
-	submit::<T>(request_id, call);
+		Err(e) => log::warn!(
+			target: LOG,
+			"{}: attempt {} of {MAX_ATTEMPTS} failed: {e}",
+			job_name(job),
+			state.attempts
+		),
+	}
 }
 
-fn submit<T: Config>(request_id: RequestId, call: Call<T>) {
+fn job_name(job: &[u8]) -> String {
+	format!("job 0x{}", HexDisplay::from(&job))
+}
+
+fn genesis<T: Config>() -> T::Hash {
+	frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero())
+}
+
+/// The signed receipt for an assigned request.
+fn answer<T: Config>(
+	key: &T::OperatorKey,
+	operator: &T::AccountId,
+	request_id: RequestId,
+	request: &RequestInfo<T>,
+) -> Result<Call<T>, String> {
+	let receipt = infer::<T>(operator, request_id, request)?;
+	let signature = key
+		.sign(&receipt.signing_payload(&genesis::<T>()))
+		.ok_or("the keystore cannot sign with the attribution key")?;
+	log::info!(target: LOG, "request {request_id}: receipt made");
+	Ok(Call::<T>::submit_receipt { receipt, signature })
+}
+
+/// The signed vote of a verifier: the attestation its own engine gets for the disputed
+/// request, run the way the receipt says it was.
+fn verify<T: Config>(
+	key: &T::OperatorKey,
+	verifier: &T::AccountId,
+	request_id: RequestId,
+	dispute: &Dispute<T>,
+) -> Result<Call<T>, String> {
+	let record = Receipts::<T>::get(request_id).ok_or("the receipt is gone")?;
+	let model = T::Models::served_model(record.model_id).ok_or("the model is gone")?;
+	let prompt = core::str::from_utf8(&dispute.prompt).map_err(|_| "the prompt is not UTF-8")?;
+	let ask = match record.method {
+		AttributionMethod::None => ENGINE_DEFAULT,
+		AttributionMethod::Span => Ask::Method("span"),
+		AttributionMethod::Datainf => Ask::Method("datainf"),
+	};
+	let answer = run_engine(&model.adapter_hash, prompt, record.max_output_tokens, ask)?;
+	let attestation = attestation(&answer.record_hash, &answer.weights);
+	let signature = key
+		.sign(&vote_payload(&genesis::<T>(), request_id, &attestation))
+		.ok_or("the keystore cannot sign with the attribution key")?;
+	log::info!(
+		target: LOG,
+		"dispute on request {request_id}: voting {attestation:?} (the receipt's is {:?})",
+		record.attestation
+	);
+	Ok(Call::<T>::vote { request_id, verifier: verifier.clone(), attestation, signature })
+}
+
+fn submit<T: Config>(call: Call<T>) {
 	let xt = <T as CreateAuthorizedTransaction<Call<T>>>::create_authorized_transaction(call.into());
 	match SubmitTransaction::<T, Call<T>>::submit_transaction(xt) {
-		Ok(()) => log::info!(target: LOG, "request {request_id}: receipt submitted"),
-		Err(()) => log::warn!(target: LOG, "request {request_id}: the pool refused the receipt"),
+		Ok(()) => log::info!(target: LOG, "transaction submitted"),
+		Err(()) => log::warn!(target: LOG, "the pool refused the transaction"),
 	}
 }
 
@@ -148,8 +204,19 @@ struct CompletionBody<'a> {
 	prompt: &'a str,
 	max_tokens: u32,
 	temperature: f32,
-	attribution: bool,
+	attribution: Ask,
 }
+
+/// The engine's `attribution` field: its default method (or none), or a named one.
+#[derive(serde::Serialize, Clone, Copy)]
+#[serde(untagged)]
+enum Ask {
+	Flag(bool),
+	Method(&'static str),
+}
+
+/// The engine's default method, where the adapter has attribution data.
+const ENGINE_DEFAULT: Ask = Ask::Flag(true);
 
 #[derive(serde::Deserialize)]
 struct Completion {
@@ -194,29 +261,32 @@ struct EngineErrorBody {
 	code: Option<String>,
 }
 
-/// Runs the request on the engine, greedy (so anyone can reproduce the output), with
-/// attribution; an adapter the engine has no attribution data for is answered without.
-fn infer<T: Config>(
-	operator: &T::AccountId,
-	request_id: RequestId,
-	request: &RequestInfo<T>,
-) -> Result<Receipt<T>, String> {
-	let model = T::Models::served_model(request.model_id).ok_or("the model is gone")?;
-	let prompt = core::str::from_utf8(&request.prompt).map_err(|_| "the prompt is not UTF-8")?;
-	let model_name = format!("0x{}", HexDisplay::from(&model.adapter_hash.0));
-	let completion = match call_engine(&model_name, prompt, request.max_output_tokens, true)? {
+/// What the engine answered, as the chain counts it.
+struct EngineAnswer {
+	text: String,
+	adapter_hash: Option<H256>,
+	input_tokens: u32,
+	output_tokens: u32,
+	method: AttributionMethod,
+	index_root: H256,
+	record_hash: H256,
+	/// By ascending contribution id.
+	weights: Vec<(ContributionId, Ppm)>,
+}
+
+/// Runs a completion greedy (so anyone can reproduce the output) with attribution `ask`; with
+/// the default ask, an adapter the engine has no attribution data for is answered without.
+fn run_engine(adapter_hash: &H256, prompt: &str, max_tokens: u32, ask: Ask) -> Result<EngineAnswer, String> {
+	let model_name = format!("0x{}", HexDisplay::from(&adapter_hash.0));
+	let completion = match call_engine(&model_name, prompt, max_tokens, ask)? {
 		Ok(c) => c,
-		Err(code) if code == "no_attribution_data" =>
-			call_engine(&model_name, prompt, request.max_output_tokens, false)?.map_err(|code| {
+		Err(code) if code == "no_attribution_data" && matches!(ask, Ask::Flag(true)) =>
+			call_engine(&model_name, prompt, max_tokens, Ask::Flag(false))?.map_err(|code| {
 				format!("the engine refused the request: {code}")
 			})?,
 		Err(code) => return Err(format!("the engine refused the request: {code}")),
 	};
 	let text = completion.choices.into_iter().next().ok_or("the engine returned no choice")?.text;
-	let engine_adapter = completion.receipt.adapter_hash.as_deref().map(parse_h256);
-	if engine_adapter != Some(Some(model.adapter_hash)) {
-		return Err(String::from("the engine served another adapter"));
-	}
 	let (method, index_root, record_hash, mut weights) = match completion.attribution {
 		None => (AttributionMethod::None, H256::zero(), H256::zero(), Vec::new()),
 		Some(a) => {
@@ -235,7 +305,31 @@ fn infer<T: Config>(
 		},
 	};
 	weights.sort_by_key(|(id, _)| *id);
-	let output: BoundedVec<u8, T::MaxOutputLength> = BoundedVec::try_from(text.into_bytes())
+	Ok(EngineAnswer {
+		text,
+		adapter_hash: completion.receipt.adapter_hash.as_deref().and_then(parse_h256),
+		input_tokens: completion.receipt.input_tokens,
+		output_tokens: completion.receipt.output_tokens,
+		method,
+		index_root,
+		record_hash,
+		weights,
+	})
+}
+
+/// The receipt for a request, from the engine's answer.
+fn infer<T: Config>(
+	operator: &T::AccountId,
+	request_id: RequestId,
+	request: &RequestInfo<T>,
+) -> Result<Receipt<T>, String> {
+	let model = T::Models::served_model(request.model_id).ok_or("the model is gone")?;
+	let prompt = core::str::from_utf8(&request.prompt).map_err(|_| "the prompt is not UTF-8")?;
+	let answer = run_engine(&model.adapter_hash, prompt, request.max_output_tokens, ENGINE_DEFAULT)?;
+	if answer.adapter_hash != Some(model.adapter_hash) {
+		return Err(String::from("the engine served another adapter"));
+	}
+	let output: BoundedVec<u8, T::MaxOutputLength> = BoundedVec::try_from(answer.text.into_bytes())
 		.map_err(|_| "the output is longer than MaxOutputLength")?;
 	Ok(Receipt {
 		request_id,
@@ -244,12 +338,12 @@ fn infer<T: Config>(
 		adapter_hash: model.adapter_hash,
 		prompt_hash: BlakeTwo256::hash(&request.prompt),
 		output_hash: BlakeTwo256::hash(&output),
-		input_tokens: completion.receipt.input_tokens,
-		output_tokens: completion.receipt.output_tokens,
-		method,
-		index_root,
-		record_hash,
-		weights: BoundedVec::try_from(weights).map_err(|_| "more weights than MaxWeights")?,
+		input_tokens: answer.input_tokens,
+		output_tokens: answer.output_tokens,
+		method: answer.method,
+		index_root: answer.index_root,
+		record_hash: answer.record_hash,
+		weights: BoundedVec::try_from(answer.weights).map_err(|_| "more weights than MaxWeights")?,
 		output,
 	})
 }
@@ -260,7 +354,7 @@ fn call_engine(
 	model: &str,
 	prompt: &str,
 	max_tokens: u32,
-	attribution: bool,
+	attribution: Ask,
 ) -> Result<Result<Completion, String>, String> {
 	let body = serde_json::to_vec(&CompletionBody {
 		model,

@@ -5,9 +5,9 @@
 //! checked in `mock_constants_are_the_ones_these_tests_assume`.
 
 use crate::{
-	mock::*, Assigned, AttributionMethod, Call, Error, Event, FeeParams, FeeParts, FeeSplit,
+	mock::*, Assigned, AttributionMethod, Call, DisputeOutcome, Error, Event, FeeParams, FeeParts, FeeSplit,
 	HoldReason, ModelOperators, NextRequestId, OperatorByKey, OperatorInfo, Operators, Ppm,
-	Receipt, ReceiptRecord, Receipts, RequestId, RequestInfo, Requests, Rewards,
+	Receipt, ReceiptRecord, ReceiptStatus, Receipts, RequestId, RequestInfo, Requests, Rewards,
 };
 use codec::{Decode, Encode};
 use frame_support::{
@@ -17,6 +17,7 @@ use frame_support::{
 		fungible::{Inspect, InspectHold},
 		Get, Hooks,
 	},
+	weights::Weight,
 	BoundedVec,
 };
 use pallet_datanets::{ContributionId, DatanetId};
@@ -68,6 +69,8 @@ const EVE1_AMOUNT: Balance = 168;
 const EVE2_AMOUNT: Balance = 740;
 const FERDIE_AMOUNT: Balance = 454;
 const CONTRIBUTORS_PART: Balance = EVE1_AMOUNT + EVE2_AMOUNT + FERDIE_AMOUNT;
+/// What the contributors' floors leave of the pool: 1_364 − 1_362.
+const POOL_REMAINDER: Balance = POOL - CONTRIBUTORS_PART;
 /// The treasury's part: 2_728 − 1_091 − 272 − 1_362 = 3, the three rounding remainders
 /// (0.2 + 0.8 + 2).
 const TREASURY_PART: Balance = 3;
@@ -146,6 +149,14 @@ fn request_with_fee(model_id: ModelId, max_fee: Balance) -> RequestId {
 
 fn request(model_id: ModelId) -> RequestId {
 	request_with_fee(model_id, MAX_FEE)
+}
+
+/// Moves past the challenge window of every receipt settled so far and runs `on_idle`, which
+/// credits their contributors.
+fn mature() {
+	let at = System::block_number() + DISPUTE_PARAMS.challenge_window + 1;
+	System::set_block_number(at);
+	Attribution::on_idle(at, Weight::MAX);
 }
 
 fn genesis() -> H256 {
@@ -261,7 +272,7 @@ fn genesis_sets_a_valid_split() {
 		contributors: Perbill::from_percent(50),
 		platform_fee: 7,
 	};
-	let storage = crate::GenesisConfig::<Test> { fee_split: Some(split) }.build_storage().unwrap();
+	let storage = crate::GenesisConfig::<Test> { fee_split: Some(split), dispute_params: None }.build_storage().unwrap();
 	sp_io::TestExternalities::new(storage).execute_with(|| {
 		assert_eq!(FeeParams::<Test>::get(), split);
 	});
@@ -276,7 +287,7 @@ fn genesis_rejects_an_invalid_split() {
 		contributors: Perbill::from_percent(40),
 		platform_fee: 0,
 	};
-	let _ = crate::GenesisConfig::<Test> { fee_split: Some(split) }.build_storage();
+	let _ = crate::GenesisConfig::<Test> { fee_split: Some(split), dispute_params: None }.build_storage();
 }
 
 // --- Operators ---------------------------------------------------------------------------------
@@ -343,9 +354,10 @@ fn register_operator_rejects_what_it_must() {
 			Error::<Test>::InsufficientBalance
 		);
 
-		// Two operators per model in the mock: a third cannot join.
+		// Three operators per model in the mock: a fourth cannot join.
 		register(BOB, &[model]);
-		assert_eq!(serving(model), vec![ALICE, BOB]);
+		register(HEIDI, &[model]);
+		assert_eq!(serving(model), vec![ALICE, BOB, HEIDI]);
 		assert_noop!(
 			Attribution::register_operator(signed(GRACE), key_of(GRACE), bounded(&[model])),
 			Error::<Test>::TooManyOperators
@@ -389,7 +401,8 @@ fn set_operator_models_replaces_the_list() {
 			Attribution::set_operator_models(signed(ALICE), bounded(&[MISSING_MODEL])),
 			Error::<Test>::ModelNotServable
 		);
-		// m2 is full (ALICE and BOB): GRACE cannot move onto it.
+		// m2 is full (BOB, ALICE and HEIDI): GRACE cannot move onto it.
+		register(HEIDI, &[m2]);
 		register(GRACE, &[m1]);
 		assert_noop!(
 			Attribution::set_operator_models(signed(GRACE), bounded(&[m2])),
@@ -464,9 +477,15 @@ fn withdraw_bond_waits_for_open_requests() {
 		System::set_block_number(1 + UNBONDING_DELAY);
 		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::BondLocked);
 
-		// An unbonding operator still answers what it was assigned.
+		// An unbonding operator still answers what it was assigned, and the bond stays until
+		// that receipt can no longer be challenged.
 		assert_ok!(submit(receipt(request_id, &w.weights())));
+		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::BondLocked);
+		System::set_block_number(1 + UNBONDING_DELAY + DISPUTE_PARAMS.challenge_window);
+		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::BondLocked);
+		System::set_block_number(1 + UNBONDING_DELAY + DISPUTE_PARAMS.challenge_window + 1);
 		assert_ok!(Attribution::withdraw_bond(signed(ALICE)));
+		assert!(!crate::LastSettledAt::<Test>::contains_key(ALICE));
 		assert_eq!(bond_held(ALICE), 0);
 		assert_eq!(free(ALICE), INITIAL_BALANCE);
 	});
@@ -620,8 +639,9 @@ fn submit_receipt_pays_the_split_to_the_unit() {
 
 		assert_eq!(free(DAVE), INITIAL_BALANCE + OWNER_PART);
 		assert_eq!(free(STAKING_POT), ED + STAKERS_PART);
-		assert_eq!(free(TREASURY), ED + TREASURY_PART);
-		assert_eq!(free(reward_pot()), ED + CONTRIBUTORS_PART);
+		// Until the receipt matures the pot holds the whole pool, rounding remainder included.
+		assert_eq!(free(TREASURY), ED + TREASURY_PART - POOL_REMAINDER);
+		assert_eq!(free(reward_pot()), ED + POOL);
 		assert_eq!(free(CHARLIE), INITIAL_BALANCE - FEE);
 		assert_eq!(escrow_held(CHARLIE), 0);
 		// Nobody else paid or got anything: the relayer, the operator, the contributors (until
@@ -631,21 +651,72 @@ fn submit_receipt_pays_the_split_to_the_unit() {
 		assert_eq!(free(EVE), INITIAL_BALANCE);
 		assert_eq!(issuance(), before);
 
-		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
-		assert_eq!(Rewards::<Test>::get(FERDIE), FERDIE_AMOUNT);
-		assert_eq!(Rewards::<Test>::get(DAVE), 0);
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
 		assert!(Requests::<Test>::get(request_id).is_none());
 		assert!(!Assigned::<Test>::contains_key(ALICE, request_id));
+		let credits = vec![(w.eve1, EVE, EVE1_AMOUNT), (w.eve2, EVE, EVE2_AMOUNT), (w.ferdie, FERDIE, FERDIE_AMOUNT)];
 		assert_eq!(
 			Receipts::<Test>::get(request_id),
 			Some(ReceiptRecord {
 				operator: ALICE,
 				model_id: w.model,
+				prompt_hash: BlakeTwo256::hash(PROMPT),
 				output_hash,
+				max_output_tokens: MAX_OUTPUT_TOKENS,
+				method: AttributionMethod::Span,
 				record_hash: H256::repeat_byte(0x22),
+				attestation: crate::attestation(&H256::repeat_byte(0x22), &w.weights()),
 				fee: FEE,
+				pool: POOL,
+				credits: bounded(&credits),
 				settled_at: 1,
+				status: ReceiptStatus::Maturing,
 			})
+		);
+		let settled = Event::ReceiptSettled {
+			request_id,
+			operator: ALICE,
+			model_id: w.model,
+			input_tokens: INPUT_TOKENS,
+			output_tokens: OUTPUT_TOKENS,
+			method: AttributionMethod::Span,
+			record_hash: H256::repeat_byte(0x22),
+			parts: FeeParts {
+				fee: FEE,
+				owner: OWNER_PART,
+				stakers: STAKERS_PART,
+				contributors: CONTRIBUTORS_PART,
+				treasury: TREASURY_PART,
+			},
+			refunded: MAX_FEE - FEE,
+			output: bounded(OUTPUT),
+		};
+		assert_eq!(attribution_events(), vec![settled]);
+
+		// Nothing is claimable inside the challenge window.
+		assert_noop!(Attribution::claim_rewards(signed(EVE)), Error::<Test>::NothingToClaim);
+		System::set_block_number(1 + DISPUTE_PARAMS.challenge_window);
+		Attribution::on_idle(System::block_number(), Weight::MAX);
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+		assert_noop!(
+			Attribution::release_rewards(signed(RELAYER), request_id),
+			Error::<Test>::NotMatured
+		);
+
+		// Maturity credits the contributors and sends the pool's remainder to the treasury.
+		System::reset_events();
+		mature();
+		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
+		assert_eq!(Rewards::<Test>::get(FERDIE), FERDIE_AMOUNT);
+		assert_eq!(Rewards::<Test>::get(DAVE), 0);
+		assert_eq!(free(TREASURY), ED + TREASURY_PART);
+		assert_eq!(free(reward_pot()), ED + CONTRIBUTORS_PART);
+		let record = Receipts::<Test>::get(request_id).unwrap();
+		assert_eq!((record.status, record.credits.len()), (ReceiptStatus::Final, 0));
+		assert_eq!(issuance(), before);
+		assert_noop!(
+			Attribution::release_rewards(signed(RELAYER), request_id),
+			Error::<Test>::NotMaturing
 		);
 		assert_eq!(
 			attribution_events(),
@@ -668,23 +739,10 @@ fn submit_receipt_pays_the_split_to_the_unit() {
 					contributor: FERDIE,
 					amount: FERDIE_AMOUNT,
 				},
-				Event::ReceiptSettled {
+				Event::RewardsReleased {
 					request_id,
-					operator: ALICE,
-					model_id: w.model,
-					input_tokens: INPUT_TOKENS,
-					output_tokens: OUTPUT_TOKENS,
-					method: AttributionMethod::Span,
-					record_hash: H256::repeat_byte(0x22),
-					parts: FeeParts {
-						fee: FEE,
-						owner: OWNER_PART,
-						stakers: STAKERS_PART,
-						contributors: CONTRIBUTORS_PART,
-						treasury: TREASURY_PART,
-					},
-					refunded: MAX_FEE - FEE,
-					output: bounded(OUTPUT),
+					credited: CONTRIBUTORS_PART,
+					to_treasury: POOL_REMAINDER,
 				},
 			]
 		);
@@ -715,6 +773,7 @@ fn rewards_accumulate_over_receipts() {
 		let second = request(w.model);
 		assert_ok!(submit(receipt(first, &w.weights())));
 		assert_ok!(submit(receipt(second, &[(w.ferdie, crate::PPM)])));
+		mature();
 		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
 		// All of the second pool: 1_364.
 		assert_eq!(Rewards::<Test>::get(FERDIE), FERDIE_AMOUNT + POOL);
@@ -749,6 +808,8 @@ fn the_platform_fee_and_a_custom_split_reach_the_treasury() {
 		);
 		let request_id = request_with_fee(w.model, WORST + 7);
 		assert_ok!(submit(receipt(request_id, &w.weights())));
+		let settled = last_event();
+		mature();
 		// F = 2_728 + 7 = 2_735; S = 2_728: owner 30 % = 818.4, stakers 20 % = 545.6, the same
 		// 1_364 pool paying 1_362; treasury = 7 + 0.4 + 0.6 + 2 = 10.
 		let fee = FEE + 7;
@@ -759,7 +820,7 @@ fn the_platform_fee_and_a_custom_split_reach_the_treasury() {
 		assert_eq!(818 + 545 + CONTRIBUTORS_PART + 10, fee);
 		assert_eq!(free(CHARLIE), INITIAL_BALANCE - fee);
 		assert_eq!(escrow_held(CHARLIE), 0);
-		match last_event() {
+		match settled {
 			Event::ReceiptSettled { parts, refunded, .. } => {
 				assert_eq!(
 					parts,
@@ -789,13 +850,21 @@ fn without_attribution_the_contributors_share_goes_to_the_treasury() {
 		assert_ok!(submit(receipt));
 		assert_eq!(free(DAVE), INITIAL_BALANCE + OWNER_PART);
 		assert_eq!(free(STAKING_POT), ED + STAKERS_PART);
+		// The pool waits in the pot: a challenge may still show whose data it owes.
+		assert_eq!(free(TREASURY), ED + 1);
+		assert_eq!(free(reward_pot()), ED + POOL);
+		mature();
 		// 2_728 − 1_091 − 272 = 1_365.
 		assert_eq!(free(TREASURY), ED + 1_365);
 		assert_eq!(free(reward_pot()), ED);
 		assert_eq!(free(CHARLIE), INITIAL_BALANCE - FEE);
 		assert_eq!(Rewards::<Test>::iter().count(), 0);
 		let events = attribution_events();
-		assert_eq!(events.len(), 1);
+		assert_eq!(events.len(), 2);
+		assert_eq!(
+			events[1],
+			Event::RewardsReleased { request_id, credited: 0, to_treasury: POOL }
+		);
 		assert!(matches!(
 			&events[0],
 			Event::ReceiptSettled {
@@ -819,6 +888,10 @@ fn an_owner_below_the_existential_deposit_is_credited_like_a_contributor() {
 		register(ALICE, &[model]);
 		let first = request(model);
 		assert_ok!(submit(receipt(first, &[(c, crate::PPM)])));
+		// The owner's part is claimable at once: no challenge changes it.
+		assert_eq!(Rewards::<Test>::get(EVE), 0);
+		assert_eq!(Rewards::<Test>::get(NEW_OWNER), 56);
+		mature();
 		assert_eq!(free(NEW_OWNER), 0);
 		assert_eq!(Rewards::<Test>::get(NEW_OWNER), 56);
 		assert_eq!(Rewards::<Test>::get(EVE), 70);
@@ -1027,6 +1100,7 @@ fn a_lineage_entry_covers_the_versions_up_to_it() {
 
 		let r = request(up_to_2);
 		assert_ok!(submit(receipt(r, &[(v1, 400_000), (v2, 600_000)])));
+		mature();
 		// 0.4 · 1_364 = 545.6 and 0.6 · 1_364 = 818.4.
 		assert_eq!(Rewards::<Test>::get(EVE), 545);
 		assert_eq!(Rewards::<Test>::get(FERDIE), 818);
@@ -1038,6 +1112,7 @@ fn a_lineage_entry_covers_the_versions_up_to_it() {
 			Error::<Test>::NotInLineage
 		);
 		assert_ok!(submit(receipt(r, &[(v1, 1_000_000)])));
+		mature();
 		assert_eq!(Rewards::<Test>::get(EVE), 545 + POOL);
 	});
 }
@@ -1306,6 +1381,7 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 			submitted,
 			signature
 		));
+		mature();
 		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
 		// Nothing is assigned any more: the worker does nothing.
 		System::set_block_number(20);
@@ -1346,5 +1422,461 @@ fn the_offchain_worker_gives_up_after_three_failed_attempts() {
 		ocw(10);
 		assert!(pool_state.read().transactions.is_empty());
 		assert!(Requests::<Test>::get(request_id).is_some());
+	});
+}
+
+// --- Disputes ----------------------------------------------------------------------------------
+
+fn challenge_held(who: AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Attribution(HoldReason::ChallengeBond), &who)
+}
+
+/// The record hash the challenger says its engine computed.
+fn claimed_record() -> H256 {
+	H256::repeat_byte(0x33)
+}
+
+fn challenge_as(
+	who: AccountId,
+	request_id: RequestId,
+	weights: &[(ContributionId, Ppm)],
+) -> DispatchResult {
+	Attribution::challenge(signed(who), request_id, bounded(PROMPT), claimed_record(), bounded(weights))
+}
+
+/// Casts `verifier`'s vote, signed with its key, from `RELAYER`.
+fn vote(request_id: RequestId, verifier: AccountId, attestation: H256) -> DispatchResult {
+	let signature = key_of(verifier)
+		.sign(&crate::vote_payload(&genesis(), request_id, &attestation))
+		.expect("UintAuthorityId signs anything");
+	Attribution::vote(signed(RELAYER), request_id, verifier, attestation, signature)
+}
+
+impl World {
+	/// The attestation of the receipts `receipt(_, &self.weights())` makes.
+	fn receipt_attestation(&self) -> H256 {
+		crate::attestation(&H256::repeat_byte(0x22), &self.weights())
+	}
+
+	/// What the challenger of [`World::disputed`] claims: FERDIE's contribution alone.
+	fn claimed_weights(&self) -> Vec<(ContributionId, Ppm)> {
+		vec![(self.ferdie, crate::PPM)]
+	}
+
+	fn claimed_attestation(&self) -> H256 {
+		crate::attestation(&claimed_record(), &self.claimed_weights())
+	}
+
+	/// ALICE's settled receipt with the standard weights, served with BOB and HEIDI, and
+	/// challenged by CHARLIE at block 1.
+	fn disputed(&self) -> RequestId {
+		register(BOB, &[self.model]);
+		register(HEIDI, &[self.model]);
+		let request_id = request(self.model);
+		assert_eq!(Requests::<Test>::get(request_id).unwrap().operator, ALICE);
+		assert_ok!(submit(receipt(request_id, &self.weights())));
+		assert_ok!(challenge_as(CHARLIE, request_id, &self.claimed_weights()));
+		request_id
+	}
+}
+
+/// CHARLIE's balance after paying the standard fee.
+const CHARLIE_AFTER_FEE: Balance = INITIAL_BALANCE - FEE;
+const CHALLENGE_BOND: Balance = DISPUTE_PARAMS.challenge_bond;
+/// 10 % of ALICE's bond.
+const SLASH: Balance = BOND / 10;
+
+#[test]
+fn a_challenge_freezes_the_rewards_and_the_bond_until_it_resolves() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = w.disputed();
+		assert_eq!(challenge_held(CHARLIE), CHALLENGE_BOND);
+		assert_eq!(free(CHARLIE), CHARLIE_AFTER_FEE - CHALLENGE_BOND);
+		assert_eq!(Receipts::<Test>::get(request_id).unwrap().status, ReceiptStatus::Disputed);
+		assert_eq!(crate::DisputesAgainst::<Test>::get(ALICE), 1);
+		assert_eq!(
+			last_event(),
+			Event::DisputeOpened {
+				request_id,
+				challenger: CHARLIE,
+				operator: ALICE,
+				verifiers: bounded(&[BOB, HEIDI]),
+				deadline: 1 + DISPUTE_PARAMS.voting_period,
+			}
+		);
+
+		// The window passes: the challenged receipt does not mature.
+		mature();
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+		assert_eq!(free(reward_pot()), ED + POOL);
+		assert_eq!(crate::MaturityHead::<Test>::get(), 1);
+		assert_noop!(
+			Attribution::release_rewards(signed(EVE), request_id),
+			Error::<Test>::NotMaturing
+		);
+
+		// The operator cannot leave with its bond while the dispute is open.
+		assert_ok!(Attribution::unbond(signed(ALICE)));
+		System::set_block_number(System::block_number() + UNBONDING_DELAY);
+		assert_noop!(Attribution::withdraw_bond(signed(ALICE)), Error::<Test>::BondLocked);
+
+		// Nobody voted by the deadline: void. The bond comes back and the receipt pays as
+		// it said.
+		assert_ok!(Attribution::resolve_dispute(signed(RELAYER), request_id));
+		assert_eq!(
+			last_event(),
+			Event::DisputeResolved {
+				request_id,
+				outcome: DisputeOutcome::Void,
+				slashed: 0,
+				to_winner: 0
+			}
+		);
+		assert_eq!(challenge_held(CHARLIE), 0);
+		assert_eq!(free(CHARLIE), CHARLIE_AFTER_FEE);
+		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
+		assert_eq!(Rewards::<Test>::get(FERDIE), FERDIE_AMOUNT);
+		assert_eq!(free(TREASURY), ED + TREASURY_PART);
+		assert_eq!(Receipts::<Test>::get(request_id).unwrap().status, ReceiptStatus::Final);
+		assert!(crate::Disputes::<Test>::get(request_id).is_none());
+		assert!(!crate::DisputesAgainst::<Test>::contains_key(ALICE));
+		assert_ok!(Attribution::withdraw_bond(signed(ALICE)));
+		assert_eq!(free(ALICE), INITIAL_BALANCE);
+	});
+}
+
+#[test]
+fn challenge_rejects_what_it_must() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = request(w.model);
+		assert_ok!(submit(receipt(request_id, &w.weights())));
+		let claimed = w.claimed_weights();
+		// Only ALICE serves the model: nobody could verify.
+		assert_noop!(challenge_as(CHARLIE, request_id, &claimed), Error::<Test>::NoVerifiers);
+		register(BOB, &[w.model]);
+
+		assert_noop!(challenge_as(CHARLIE, 99, &claimed), Error::<Test>::NoReceipt);
+		assert_noop!(
+			Attribution::challenge(
+				signed(CHARLIE),
+				request_id,
+				bounded(b"Hellp"),
+				claimed_record(),
+				bounded(&claimed)
+			),
+			Error::<Test>::PromptMismatch
+		);
+		assert_noop!(
+			Attribution::challenge(
+				signed(CHARLIE),
+				request_id,
+				bounded(PROMPT),
+				H256::repeat_byte(0x22),
+				bounded(&w.weights())
+			),
+			Error::<Test>::SameRecord
+		);
+		let unpublished = MockDatanets::unpublished();
+		assert_noop!(
+			challenge_as(CHARLIE, request_id, &[(unpublished, crate::PPM)]),
+			Error::<Test>::NotInLineage
+		);
+		assert_noop!(
+			challenge_as(CHARLIE, request_id, &[(w.ferdie, 5)]),
+			Error::<Test>::InvalidWeights
+		);
+		assert_noop!(
+			challenge_as(POOR, request_id, &claimed),
+			Error::<Test>::InsufficientBalance
+		);
+		// BOB, the only other operator, cannot both challenge and verify.
+		assert_noop!(challenge_as(BOB, request_id, &claimed), Error::<Test>::NoVerifiers);
+
+		// The window is the settlement block plus 3.
+		System::set_block_number(1 + DISPUTE_PARAMS.challenge_window + 1);
+		assert_noop!(
+			challenge_as(CHARLIE, request_id, &claimed),
+			Error::<Test>::ChallengeWindowClosed
+		);
+		System::set_block_number(1 + DISPUTE_PARAMS.challenge_window);
+		assert_ok!(challenge_as(CHARLIE, request_id, &[]));
+		assert_noop!(challenge_as(EVE, request_id, &claimed), Error::<Test>::AlreadyDisputed);
+
+		// Once final, it stays final.
+		let other = request(w.model);
+		assert_ok!(submit(receipt(other, &w.weights())));
+		mature();
+		assert_noop!(
+			challenge_as(CHARLIE, other, &claimed),
+			Error::<Test>::ChallengeWindowClosed
+		);
+	});
+}
+
+#[test]
+fn an_overturned_receipt_slashes_the_operator_and_pays_by_the_challengers_weights() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = w.disputed();
+		let treasury_before = free(TREASURY);
+		assert_ok!(vote(request_id, BOB, w.claimed_attestation()));
+		// One of two verifiers is no majority.
+		assert!(crate::Disputes::<Test>::get(request_id).is_some());
+		assert_eq!(
+			last_event(),
+			Event::VoteCast { request_id, verifier: BOB, attestation: w.claimed_attestation() }
+		);
+		assert_noop!(vote(request_id, BOB, w.claimed_attestation()), Error::<Test>::AlreadyVoted);
+		System::reset_events();
+		assert_ok!(vote(request_id, HEIDI, w.claimed_attestation()));
+
+		assert_eq!(bond_held(ALICE), BOND - SLASH);
+		assert_eq!(Operators::<Test>::get(ALICE).unwrap().bond, BOND - SLASH);
+		// Half the slash to the challenger, half to the treasury; the bond comes back.
+		assert_eq!(challenge_held(CHARLIE), 0);
+		assert_eq!(free(CHARLIE), CHARLIE_AFTER_FEE + SLASH / 2);
+		// All of the pool to FERDIE: no remainder.
+		assert_eq!(Rewards::<Test>::get(FERDIE), POOL);
+		assert_eq!(Rewards::<Test>::get(EVE), 0);
+		assert_eq!(free(TREASURY), treasury_before + SLASH / 2);
+		assert_eq!(free(reward_pot()), ED + POOL);
+		assert!(crate::Disputes::<Test>::get(request_id).is_none());
+		assert_eq!(Receipts::<Test>::get(request_id).unwrap().status, ReceiptStatus::Final);
+		assert_eq!(
+			attribution_events(),
+			vec![
+				Event::VoteCast { request_id, verifier: HEIDI, attestation: w.claimed_attestation() },
+				Event::ContributorCredited {
+					request_id,
+					contribution_id: w.ferdie,
+					contributor: FERDIE,
+					amount: POOL
+				},
+				Event::RewardsReleased { request_id, credited: POOL, to_treasury: 0 },
+				Event::DisputeResolved {
+					request_id,
+					outcome: DisputeOutcome::Overturned,
+					slashed: SLASH,
+					to_winner: SLASH / 2
+				},
+			]
+		);
+	});
+}
+
+#[test]
+fn an_upheld_receipt_costs_the_challenger_its_bond() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = w.disputed();
+		assert_ok!(vote(request_id, HEIDI, w.receipt_attestation()));
+		assert_ok!(vote(request_id, BOB, w.receipt_attestation()));
+		assert_eq!(
+			last_event(),
+			Event::DisputeResolved {
+				request_id,
+				outcome: DisputeOutcome::Upheld,
+				slashed: CHALLENGE_BOND,
+				to_winner: CHALLENGE_BOND / 2
+			}
+		);
+		assert_eq!(challenge_held(CHARLIE), 0);
+		assert_eq!(free(CHARLIE), CHARLIE_AFTER_FEE - CHALLENGE_BOND);
+		assert_eq!(free(ALICE), INITIAL_BALANCE - BOND + CHALLENGE_BOND / 2);
+		assert_eq!(bond_held(ALICE), BOND);
+		assert_eq!(free(TREASURY), ED + TREASURY_PART + CHALLENGE_BOND / 2);
+		// The receipt's own split, at once.
+		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
+		assert_eq!(Rewards::<Test>::get(FERDIE), FERDIE_AMOUNT);
+	});
+}
+
+#[test]
+fn a_majority_for_neither_record_slashes_the_operator_and_sends_the_pool_to_the_treasury() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = w.disputed();
+		let treasury_before = free(TREASURY);
+		let third = H256::repeat_byte(0x44);
+		assert_ok!(vote(request_id, BOB, third));
+		assert_ok!(vote(request_id, HEIDI, third));
+		assert_eq!(
+			last_event(),
+			Event::DisputeResolved {
+				request_id,
+				outcome: DisputeOutcome::Rejected,
+				slashed: SLASH,
+				to_winner: 0
+			}
+		);
+		assert_eq!(bond_held(ALICE), BOND - SLASH);
+		assert_eq!(free(CHARLIE), CHARLIE_AFTER_FEE);
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+		assert_eq!(free(TREASURY), treasury_before + SLASH + POOL);
+		assert_eq!(free(reward_pot()), ED);
+	});
+}
+
+#[test]
+fn votes_are_checked_and_a_split_vote_is_void() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let request_id = w.disputed();
+		let a = w.claimed_attestation();
+		assert_noop!(vote(99, BOB, a), Error::<Test>::NoDispute);
+		assert_noop!(vote(request_id, ALICE, a), Error::<Test>::NotVerifier);
+		assert_noop!(vote(request_id, GRACE, a), Error::<Test>::NotVerifier);
+		let forged = key_of(HEIDI).sign(&crate::vote_payload(&genesis(), request_id, &a)).unwrap();
+		assert_noop!(
+			Attribution::vote(signed(RELAYER), request_id, BOB, a, forged),
+			Error::<Test>::BadSignature
+		);
+		// A signature for another attestation does not carry over.
+		let for_other = key_of(BOB)
+			.sign(&crate::vote_payload(&genesis(), request_id, &w.receipt_attestation()))
+			.unwrap();
+		assert_noop!(
+			Attribution::vote(signed(RELAYER), request_id, BOB, a, for_other),
+			Error::<Test>::BadSignature
+		);
+
+		assert_ok!(vote(request_id, BOB, a));
+		assert_ok!(vote(request_id, HEIDI, w.receipt_attestation()));
+		// One each: no majority, still open.
+		assert!(crate::Disputes::<Test>::get(request_id).is_some());
+		assert_noop!(
+			Attribution::resolve_dispute(signed(RELAYER), request_id),
+			Error::<Test>::VotingOpen
+		);
+		System::set_block_number(1 + DISPUTE_PARAMS.voting_period + 1);
+		assert_noop!(vote(request_id, BOB, a), Error::<Test>::VotingClosed);
+		assert_ok!(Attribution::resolve_dispute(signed(RELAYER), request_id));
+		assert!(matches!(
+			last_event(),
+			Event::DisputeResolved { outcome: DisputeOutcome::Void, slashed: 0, .. }
+		));
+		assert_noop!(
+			Attribution::resolve_dispute(signed(RELAYER), request_id),
+			Error::<Test>::NoDispute
+		);
+	});
+}
+
+#[test]
+fn set_dispute_params_is_root_only_and_checked() {
+	new_test_ext().execute_with(|| {
+		let mut params = DISPUTE_PARAMS;
+		params.challenge_window = 6;
+		assert_noop!(
+			Attribution::set_dispute_params(signed(ALICE), params),
+			DispatchError::BadOrigin
+		);
+		assert_ok!(Attribution::set_dispute_params(RuntimeOrigin::root(), params));
+		assert_eq!(crate::DisputeConfig::<Test>::get(), params);
+		assert_eq!(last_event(), Event::DisputeParamsSet { params });
+		params.voting_period = 0;
+		assert_noop!(
+			Attribution::set_dispute_params(RuntimeOrigin::root(), params),
+			Error::<Test>::InvalidDisputeParams
+		);
+	});
+}
+
+#[test]
+fn on_idle_matures_in_settlement_order_within_its_weight() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let first = request(w.model);
+		assert_ok!(submit(receipt(first, &w.weights())));
+		System::set_block_number(2);
+		let second = request(w.model);
+		assert_ok!(submit(receipt(second, &w.weights())));
+		// At block 5 only the first is past its window (1 + 3).
+		System::set_block_number(5);
+		let per_receipt = <() as crate::WeightInfo>::release_rewards(4);
+		let used = Attribution::on_idle(5, Weight::MAX);
+		assert_eq!(Receipts::<Test>::get(first).unwrap().status, ReceiptStatus::Final);
+		assert_eq!(Receipts::<Test>::get(second).unwrap().status, ReceiptStatus::Maturing);
+		assert!(used.all_gte(per_receipt));
+		// With no weight to spare nothing happens; the fallback call still works.
+		System::set_block_number(6);
+		assert_eq!(Attribution::on_idle(6, Weight::zero()), Weight::zero());
+		assert_eq!(Receipts::<Test>::get(second).unwrap().status, ReceiptStatus::Maturing);
+		assert_ok!(Attribution::release_rewards(signed(RELAYER), second));
+		assert_eq!(Rewards::<Test>::get(EVE), 2 * (EVE1_AMOUNT + EVE2_AMOUNT));
+		// The queue entry of a receipt released by hand just leaves.
+		Attribution::on_idle(7, Weight::MAX);
+		assert_eq!(crate::MaturityHead::<Test>::get(), crate::MaturityTail::<Test>::get());
+		assert_eq!(Rewards::<Test>::get(EVE), 2 * (EVE1_AMOUNT + EVE2_AMOUNT));
+	});
+}
+
+#[test]
+fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
+	let mut ext = new_test_ext();
+	let (offchain, offchain_state) = TestOffchainExt::new();
+	let (pool, pool_state) = TestTransactionPoolExt::new();
+	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	ext.register_extension(OffchainWorkerExt::new(offchain));
+	ext.register_extension(TransactionPoolExt::new(pool));
+	ext.execute_with(|| {
+		let w = World::new();
+		let request_id = w.disputed();
+		// This node holds BOB's key: BOB verifies, ALICE (the accused) is not asked.
+		UintAuthorityId::set_all_keys(vec![key_of(BOB)]);
+		// The engine is asked for the receipt's method by name; it finds FERDIE alone, as the
+		// challenger said.
+		let body = format!(
+			r#"{{"model":"0x{}","prompt":"Hello","max_tokens":{MAX_OUTPUT_TOKENS},"temperature":0.0,"attribution":"span"}}"#,
+			hex(adapter_of(w.model).as_bytes())
+		);
+		let answer = format!(
+			r#"{{"choices":[{{"text":"Hi there"}}],
+				"receipt":{{"adapter_hash":"0x{}","input_tokens":5,"output_tokens":9}},
+				"attribution":{{"method":"span","weights":[{{"contribution":{},"ppm":1000000}}],
+				"index_root":"0x{}","record_hash":"0x{}"}}}}"#,
+			hex(adapter_of(w.model).as_bytes()),
+			w.ferdie,
+			hex(&[0x11; 32]),
+			hex(claimed_record().as_bytes()),
+		);
+		offchain_state.write().expect_request(engine_request(
+			"http://127.0.0.1:8000/v1/completions",
+			body.into_bytes(),
+			answer.as_bytes(),
+		));
+		ocw(1);
+
+		let txs = pool_state.read().transactions.clone();
+		assert_eq!(txs.len(), 1);
+		let xt = Extrinsic::decode(&mut &txs[0][..]).unwrap();
+		let RuntimeCall::Attribution(call) = xt.function else { panic!("not a vote") };
+		let Call::vote { request_id: voted, verifier, attestation, signature } = call.clone() else {
+			panic!("not a vote")
+		};
+		assert_eq!((voted, verifier, attestation), (request_id, BOB, w.claimed_attestation()));
+		assert!(matches!(call.authorize(TransactionSource::Local), Some(Ok(_))));
+		assert_ok!(Attribution::vote(
+			frame_system::RawOrigin::Authorized.into(),
+			request_id,
+			BOB,
+			attestation,
+			signature.clone()
+		));
+		// The pool refuses the same vote twice.
+		let again = Call::<Test>::vote { request_id, verifier: BOB, attestation, signature };
+		assert_eq!(
+			again.authorize(TransactionSource::Local).map(|r| r.map(|_| ())),
+			Some(Err(TransactionValidityError::Invalid(InvalidTransaction::Custom(
+				custom_error_index(Error::<Test>::AlreadyVoted)
+			))))
+		);
+		// Having voted, the worker leaves the dispute alone (an unexpected engine call would
+		// panic).
+		System::set_block_number(2);
+		ocw(2);
+		assert_eq!(pool_state.read().transactions.len(), 1);
 	});
 }

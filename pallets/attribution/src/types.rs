@@ -120,8 +120,22 @@ impl<T: Config> Receipt<T> {
 	}
 }
 
-/// What stays on chain of a settled receipt: enough to look it up, to detect replays and to
-/// name it in a dispute.
+/// Where a settled receipt's contributor rewards are.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub enum ReceiptStatus {
+	/// In the challenge window: the contributors' pool sits in the reward pot, not yet
+	/// claimable.
+	Maturing,
+	/// Challenged: nothing moves until the dispute resolves.
+	Disputed,
+	/// Rewards credited (or re-split by a dispute); the receipt can no longer be challenged.
+	Final,
+}
+
+/// What stays on chain of a settled receipt: enough to detect replays, to challenge it and to
+/// credit its contributors once it matures.
 #[derive(
 	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen,
 )]
@@ -129,10 +143,105 @@ impl<T: Config> Receipt<T> {
 pub struct ReceiptRecord<T: Config> {
 	pub operator: T::AccountId,
 	pub model_id: ModelId,
+	pub prompt_hash: H256,
 	pub output_hash: H256,
+	/// The request's limit, which a verifier's engine runs with again.
+	pub max_output_tokens: u32,
+	pub method: AttributionMethod,
 	pub record_hash: H256,
+	/// [`attestation`] of the record hash and the weights: what a verifier's vote must match.
+	pub attestation: H256,
 	pub fee: BalanceOf<T>,
+	/// The contributors' share of the fee, in the reward pot until the receipt matures.
+	pub pool: BalanceOf<T>,
+	/// Each weighted contribution's contributor and amount, credited at maturity; emptied then.
+	pub credits: BoundedVec<(ContributionId, T::AccountId, BalanceOf<T>), T::MaxWeights>,
 	pub settled_at: BlockNumberFor<T>,
+	pub status: ReceiptStatus,
+}
+
+/// What a receipt and a verifier agree on when they agree: the attribution record's hash and
+/// the weights the chain pays by. `blake2_256(SCALE((record_hash, weights)))`.
+pub fn attestation(record_hash: &H256, weights: &[(ContributionId, Ppm)]) -> H256 {
+	use sp_runtime::traits::{BlakeTwo256, Hash};
+	BlakeTwo256::hash_of(&(record_hash, weights))
+}
+
+/// Challenges: how long, how much, and what a loser pays. Settable by the admin origin.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+	serde::Serialize, serde::Deserialize,
+)]
+pub struct DisputeParams<Balance, BlockNumber> {
+	/// Blocks after settlement in which a receipt may be challenged; its contributors'
+	/// rewards become claimable after it.
+	pub challenge_window: BlockNumber,
+	/// Blocks the verifiers have to vote.
+	pub voting_period: BlockNumber,
+	/// Held from a challenger until the dispute resolves; forfeited if the receipt stands.
+	pub challenge_bond: Balance,
+	/// The part of an operator's bond slashed when its receipt is overturned.
+	pub slash: Perbill,
+	/// The part of a forfeited bond or slash paid to the winner; the rest goes to the treasury.
+	pub winner_share: Perbill,
+}
+
+/// How a dispute ended.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub enum DisputeOutcome {
+	/// A majority of the verifiers reproduced the receipt: the challenger's bond is forfeited.
+	Upheld,
+	/// A majority reproduced the challenger's record: the operator is slashed and the
+	/// contributors' pool is re-split by the challenger's weights.
+	Overturned,
+	/// A majority reproduced neither: the operator is slashed, the challenger gets its bond
+	/// back and the pool goes to the treasury.
+	Rejected,
+	/// No majority by the deadline: the bond comes back and the receipt stands.
+	Void,
+}
+
+/// An open challenge of a settled receipt.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct Dispute<T: Config> {
+	pub challenger: T::AccountId,
+	/// The receipt's operator.
+	pub operator: T::AccountId,
+	pub bond: BalanceOf<T>,
+	/// The request's prompt (its hash is checked against the receipt), for the verifiers'
+	/// engines.
+	pub prompt: BoundedVec<u8, T::MaxPromptLength>,
+	/// The record the challenger recomputed and the weights it implies.
+	pub claimed_record_hash: H256,
+	pub claimed_weights: BoundedVec<(ContributionId, Ppm), T::MaxWeights>,
+	/// The contributor of each claimed weight, in order.
+	pub claimed_contributors: BoundedVec<T::AccountId, T::MaxWeights>,
+	/// The operators of the model other than the accused and the challenger, when challenged.
+	pub verifiers: BoundedVec<T::AccountId, T::MaxOperatorsPerModel>,
+	/// `votes[i]` is the attestation `verifiers[i]` recomputed.
+	pub votes: BoundedVec<Option<H256>, T::MaxOperatorsPerModel>,
+	/// After this block anyone may resolve it; without a majority it is void.
+	pub deadline: BlockNumberFor<T>,
+}
+
+impl<T: Config> Dispute<T> {
+	/// The attestation more than half of all verifiers voted for, if any.
+	pub fn majority(&self) -> Option<H256> {
+		let cast: alloc::vec::Vec<H256> = self.votes.iter().flatten().copied().collect();
+		cast.iter()
+			.find(|a| cast.iter().filter(|b| b == a).count() * 2 > self.verifiers.len())
+			.copied()
+	}
+}
+
+/// What a verifier signs: the dispute (by request) and the attestation it recomputed.
+pub fn vote_payload<Hash: Encode>(genesis: &Hash, request_id: RequestId, attestation: &H256) -> alloc::vec::Vec<u8> {
+	(b"openledger/vote/v1", genesis, request_id, attestation).encode()
 }
 
 /// A receipt that passed every check, with what paying it needs.

@@ -21,6 +21,12 @@ pub trait WeightInfo {
 	fn refund() -> Weight;
 	fn claim_rewards() -> Weight;
 	fn set_fee_split() -> Weight;
+	fn challenge(k: u32, v: u32, ) -> Weight;
+	fn vote(v: u32, ) -> Weight;
+	fn authorize_vote(v: u32, ) -> Weight;
+	fn resolve_dispute(k: u32, ) -> Weight;
+	fn release_rewards(k: u32, ) -> Weight;
+	fn set_dispute_params() -> Weight;
 }
 
 pub struct SubstrateWeight<T>(PhantomData<T>);
@@ -35,6 +41,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn refund() -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(T::DbWeight::get().reads_writes(3, 4)) }
 	fn claim_rewards() -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(T::DbWeight::get().reads_writes(3, 3)) }
 	fn set_fee_split() -> Weight { Weight::from_parts(20_000_000, 0).saturating_add(T::DbWeight::get().writes(1)) }
+	fn challenge(k: u32, v: u32, ) -> Weight { Weight::from_parts(150_000_000, 12_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul((k + v).into())).saturating_add(T::DbWeight::get().reads_writes(8, 5)).saturating_add(T::DbWeight::get().reads(2).saturating_mul((k + v).into())) }
+	fn vote(v: u32, ) -> Weight { Weight::from_parts(150_000_000, 12_000).saturating_add(Weight::from_parts(2_000_000, 0).saturating_mul(v.into())).saturating_add(T::DbWeight::get().reads_writes(3, 1)) }
+	fn authorize_vote(v: u32, ) -> Weight { Weight::from_parts(120_000_000, 12_000).saturating_add(Weight::from_parts(2_000_000, 0).saturating_mul(v.into())).saturating_add(T::DbWeight::get().reads(3)) }
+	fn resolve_dispute(k: u32, ) -> Weight { Weight::from_parts(200_000_000, 12_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(k.into())).saturating_add(T::DbWeight::get().reads_writes(8, 8)).saturating_add(T::DbWeight::get().reads_writes(1, 1).saturating_mul(k.into())) }
+	fn release_rewards(k: u32, ) -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(k.into())).saturating_add(T::DbWeight::get().reads_writes(4, 3)).saturating_add(T::DbWeight::get().reads_writes(1, 1).saturating_mul(k.into())) }
+	fn set_dispute_params() -> Weight { Weight::from_parts(20_000_000, 0).saturating_add(T::DbWeight::get().writes(1)) }
 }
 
 impl WeightInfo for () {
@@ -48,4 +60,10 @@ impl WeightInfo for () {
 	fn refund() -> Weight { Weight::from_parts(80_000_000, 6_000) }
 	fn claim_rewards() -> Weight { Weight::from_parts(80_000_000, 6_000) }
 	fn set_fee_split() -> Weight { Weight::from_parts(20_000_000, 0) }
+	fn challenge(k: u32, v: u32, ) -> Weight { Weight::from_parts(150_000_000, 12_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul((k + v).into())) }
+	fn vote(v: u32, ) -> Weight { Weight::from_parts(150_000_000, 12_000).saturating_add(Weight::from_parts(2_000_000, 0).saturating_mul(v.into())) }
+	fn authorize_vote(v: u32, ) -> Weight { Weight::from_parts(120_000_000, 12_000).saturating_add(Weight::from_parts(2_000_000, 0).saturating_mul(v.into())) }
+	fn resolve_dispute(k: u32, ) -> Weight { Weight::from_parts(200_000_000, 12_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(k.into())) }
+	fn release_rewards(k: u32, ) -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(k.into())) }
+	fn set_dispute_params() -> Weight { Weight::from_parts(20_000_000, 0) }
 }
