@@ -110,13 +110,13 @@ fn dev_fee_split() -> pallet_attribution::FeeSplit<Balance> {
 	}
 }
 
-/// Test chains mature receipts in 5 blocks (30 s) and give verifiers 10 blocks to vote, so a
-/// contributor sees a claimable reward and a dispute ends within a minute; the bond and the
-/// slashing are the pallet's defaults.
+/// Test chains mature receipts in 10 blocks (a minute) and give verifiers 20 blocks to vote
+/// (the gradient attribution takes seconds on a CPU), so a contributor sees a claimable reward
+/// and a dispute ends within minutes; the bond and the slashing are the pallet's defaults.
 fn dev_dispute_params() -> pallet_attribution::DisputeParams<Balance, crate::BlockNumber> {
 	pallet_attribution::DisputeParams {
-		challenge_window: 5,
-		voting_period: 10,
+		challenge_window: 10,
+		voting_period: 20,
 		challenge_bond: 100 * OPEN,
 		slash: sp_runtime::Perbill::from_percent(10),
 		winner_share: sp_runtime::Perbill::from_percent(50),

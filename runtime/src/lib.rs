@@ -352,6 +352,12 @@ impl pallet_attribution::Config for Runtime {
 	type MaxWeights = ConstU32<32>;
 	type MaxModelsPerOperator = ConstU32<16>;
 	type MaxOperatorsPerModel = ConstU32<16>;
+	// A batch settles what many users paid for; their number and the contributions they pay
+	// bound its weight.
+	type MaxBatchPayers = ConstU32<256>;
+	type MaxBatchContributions = ConstU32<256>;
+	// Operators settle what they served within the hour before a payer's credit can leave.
+	type CreditUnlockDelay = ConstU32<HOURS>;
 	type ReceiptPriority = ReceiptPriority;
 	type WeightInfo = pallet_attribution::weights::SubstrateWeight<Runtime>;
 }

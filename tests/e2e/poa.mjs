@@ -146,5 +146,5 @@ export function feeSplit({ tokensIn, tokensOut, priceIn, priceOut, split, weight
   const pool = share(split.contributors);
   const amounts = weights.map(([, ppm]) => (pool * BigInt(ppm) * 1000n) / 1_000_000_000n);
   const contributors = amounts.reduce((a, b) => a + b, 0n);
-  return { fee, owner, stakers, contributors, amounts, treasury: fee - owner - stakers - contributors };
+  return { fee, owner, stakers, pool, contributors, amounts, treasury: fee - owner - stakers - contributors };
 }

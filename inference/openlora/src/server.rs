@@ -9,6 +9,10 @@
 //! (`"attribution": true`, `"span"` or `"datainf"`; `openlora --attribution` sets a default):
 //! the response then carries the attribution record (see `attributor`) and its hash, which the
 //! receipt names.
+//!
+//! With `--ledger-genesis` (and `--journal`), a completion may be prepaid: signed by the paying
+//! account (`"openledger"`, see `prepaid`) and journaled before it is answered (see `journal`);
+//! `/v1/journal` and `/v1/journal/settled` serve the journal to the operator's node.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -20,8 +24,8 @@ use attribution::hex32;
 use candle_core::Device;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -36,9 +40,11 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use crate::adapters::{register_dir, AdapterStore, StoreError};
 use crate::attributor::{AttributionCache, Attributor, Completion, MethodChoice};
 use crate::engine::{Engine, EngineConfig, Event, Finish, Request, SubmitError};
+use crate::journal::{Journal, Leaf, NonceUsed, Page, Reservation, SettleError};
 use crate::lora::{blake2_256, blake2_256_file, Hash256};
 use crate::metrics::Metrics;
 use crate::models::gemma3::Gemma3;
+use crate::prepaid::{Authorization, Terms};
 use crate::sampling::SamplingParams;
 
 /// Request bodies above this are refused (413): prompts are bounded by the context anyway.
@@ -60,6 +66,10 @@ pub struct ServeOptions {
     pub device: Device,
     /// Attribution for requests that do not say (`None`: only on request).
     pub default_attribution: Option<MethodChoice>,
+    /// The chain prepaid requests are signed for; `None` refuses them.
+    pub ledger_genesis: Option<Hash256>,
+    /// Where served prepaid requests are journaled; required with `ledger_genesis`.
+    pub journal: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -76,6 +86,8 @@ impl ServeOptions {
             engine: EngineConfig::default(),
             device: Device::Cpu,
             default_attribution: None,
+            ledger_genesis: None,
+            journal: None,
         }
     }
 }
@@ -90,11 +102,24 @@ pub struct ServerState {
     attributor: Attributor,
     attribution_data: AttributionCache,
     default_attribution: Option<MethodChoice>,
+    ledger_genesis: Option<Hash256>,
+    journal: Option<Arc<Journal>>,
 }
 
 impl ServerState {
     /// Loads the model and tokenizer, registers the adapters and starts the engine.
     pub fn open(opts: ServeOptions) -> anyhow::Result<Self> {
+        if opts.ledger_genesis.is_some() && opts.journal.is_none() {
+            anyhow::bail!(
+                "--ledger-genesis needs --journal DIR: a prepaid request is journaled before it is answered, so that it can be settled"
+            );
+        }
+        let journal = opts
+            .journal
+            .as_deref()
+            .map(|dir| Journal::open(dir).with_context(|| format!("opening the journal {}", dir.display())))
+            .transpose()?
+            .map(Arc::new);
         let started = std::time::Instant::now();
         let tokenizer_path =
             opts.tokenizer.clone().unwrap_or_else(|| opts.model.with_file_name("tokenizer.json"));
@@ -134,6 +159,8 @@ impl ServerState {
             attributor: Attributor::new(&opts.model, opts.max_context),
             attribution_data: AttributionCache::default(),
             default_attribution: opts.default_attribution,
+            ledger_genesis: opts.ledger_genesis,
+            journal,
         })
     }
 }
@@ -145,6 +172,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/load_lora_adapter", post(load_adapter))
         .route("/v1/unload_lora_adapter", post(unload_adapter))
+        .route("/v1/journal", get(journal_page))
+        .route("/v1/journal/settled", post(journal_settled))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
@@ -166,6 +195,13 @@ impl ApiError {
     }
     fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+    /// Bad input to the prepaid and journal features, which name it `bad_request`.
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn journal_failed(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "journal_failed", format!("the journal could not record it: {e}"))
     }
     fn json(&self) -> Value {
         let kind = match self.status.as_u16() {
@@ -193,6 +229,21 @@ impl From<SubmitError> for ApiError {
             SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "engine_stopped"),
         };
         Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<NonceUsed> for ApiError {
+    fn from(e: NonceUsed) -> Self {
+        Self::new(StatusCode::CONFLICT, "nonce_used", e.to_string())
+    }
+}
+
+impl From<SettleError> for ApiError {
+    fn from(e: SettleError) -> Self {
+        match e {
+            SettleError::BeyondEnd { .. } => Self::bad_request(e.to_string()),
+            SettleError::Io(_) => Self::journal_failed(e),
+        }
     }
 }
 
@@ -257,6 +308,9 @@ struct Common {
     #[serde(default)]
     ignore_eos: bool,
     attribution: Option<AttributionField>,
+    /// A prepaid request's payer and signature (`prepaid::Authorization`), checked by
+    /// `authorize` so that every mistake in it gets the same error code.
+    openledger: Option<Value>,
 }
 
 /// `"attribution": true | false | "span" | "datainf"`.
@@ -355,6 +409,8 @@ struct Prepared {
     model: String,
     adapter: Option<String>,
     prompt_text: String,
+    /// blake2-256 of `prompt_text`: the receipt's, and what a prepaid request signs.
+    prompt_hash: Hash256,
     prompt: Vec<u32>,
     max_tokens: usize,
     sampling: SamplingParams,
@@ -363,6 +419,15 @@ struct Prepared {
     stream: bool,
     /// The method and the adapter's folder, when this completion is to be attributed.
     attribution: Option<(MethodChoice, PathBuf)>,
+    paid: Option<Paid>,
+}
+
+/// A prepaid request whose signature checked out, holding its nonce while it is served.
+struct Paid {
+    auth: Authorization,
+    adapter_hash: Hash256,
+    max_tokens: u32,
+    reservation: Reservation,
 }
 
 /// Completions default to OpenAI's 16 tokens; chat to whatever the context leaves, capped.
@@ -393,8 +458,8 @@ fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> R
             MethodChoice::parse(&m).ok_or_else(|| ApiError::bad(format!("unknown attribution method `{m}`: span or datainf")))?,
         )),
     };
-    let (adapter, adapter_dir) = if c.model == state.base_name {
-        (None, None)
+    let (adapter, adapter_dir, adapter_hash) = if c.model == state.base_name {
+        (None, None, None)
     } else {
         let store = state.engine.store.lock().unwrap_or_else(|e| e.into_inner());
         let reg = store.resolve(&c.model).ok_or_else(|| {
@@ -404,7 +469,7 @@ fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> R
                 format!("the model `{}` does not exist: no base model or adapter has that name", c.model),
             )
         })?;
-        (Some(reg.name.clone()), Some(reg.header.dir.clone()))
+        (Some(reg.name.clone()), Some(reg.header.dir.clone()), Some(reg.header.hash))
     };
     let trained = adapter_dir.filter(|d| d.join(attribution::lineage::LINEAGE_FILE).is_file());
     // Asked for explicitly, attribution must be possible; a server default applies where it is.
@@ -427,16 +492,23 @@ fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> R
         .map_err(|e| ApiError::bad(format!("cannot tokenize the prompt: {e}")))?;
     let prompt = enc.get_ids().to_vec();
     let context = state.engine.context();
-    let max_tokens = match c.max_completion_tokens.or(c.max_tokens) {
+    let explicit_max_tokens = c.max_completion_tokens.or(c.max_tokens);
+    let max_tokens = match explicit_max_tokens {
         Some(0) => return Err(ApiError::bad("max_tokens must be at least 1")),
         Some(n) => n,
         None if chat => DEFAULT_CHAT_MAX_TOKENS.min(context.saturating_sub(prompt.len())).max(1),
         None => DEFAULT_MAX_TOKENS,
     };
+    let prompt_hash = blake2_256(prompt_text.as_bytes());
+    let paid = match c.openledger {
+        None => None,
+        Some(field) => Some(authorize(state, field, adapter_hash, prompt_hash, explicit_max_tokens, c.stream)?),
+    };
     Ok(Prepared {
         model: c.model,
         adapter,
         prompt_text,
+        prompt_hash,
         prompt,
         max_tokens,
         sampling: SamplingParams { temperature, top_p, seed: c.seed },
@@ -444,7 +516,47 @@ fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> R
         ignore_eos: c.ignore_eos,
         stream: c.stream,
         attribution,
+        paid,
     })
+}
+
+/// Checks a prepaid request (its field, its terms, its signature) and reserves its nonce.
+fn authorize(
+    state: &ServerState,
+    field: Value,
+    adapter_hash: Option<Hash256>,
+    prompt_hash: Hash256,
+    max_tokens: Option<usize>,
+    stream: bool,
+) -> Result<Paid, ApiError> {
+    let (Some(genesis), Some(journal)) = (state.ledger_genesis, &state.journal) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "prepaid_disabled",
+            "this server takes no prepaid requests (it was started without --ledger-genesis)",
+        ));
+    };
+    let auth = Authorization::parse(field).map_err(ApiError::bad_request)?;
+    if stream {
+        return Err(ApiError::bad_request("a prepaid request cannot stream: it is journaled before it is answered"));
+    }
+    let adapter_hash = adapter_hash.ok_or_else(|| {
+        ApiError::bad_request("a prepaid request names an adapter (by name or 0x hash): the base model has nobody to pay")
+    })?;
+    let max_tokens = max_tokens
+        .ok_or_else(|| ApiError::bad_request("a prepaid request gives max_tokens: it is part of what is signed"))?;
+    let max_tokens =
+        u32::try_from(max_tokens).map_err(|_| ApiError::bad_request("max_tokens does not fit in a u32"))?;
+    let terms = Terms { genesis, adapter_hash, prompt_hash, max_tokens, nonce: auth.nonce, max_fee: auth.max_fee };
+    if !auth.verifies(&terms.message()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "the signature is not the account's over this request (genesis, adapter, prompt, max_tokens, nonce, max_fee)",
+        ));
+    }
+    let reservation = journal.reserve(auth.account, auth.nonce)?;
+    Ok(Paid { auth, adapter_hash, max_tokens, reservation })
 }
 
 async fn completions(State(state): State<Arc<ServerState>>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -498,36 +610,44 @@ enum Kind {
 
 /// The fields a chain receipt will need, for one finished completion, and its attribution when
 /// one was asked for (the receipt then names the record's hash).
-fn receipt(state: &ServerState, p_text: &str, prompt_tokens: usize, f: &Finish, attribution: &Option<Value>) -> Value {
+fn receipt(state: &ServerState, p: &Prepared, f: &Finish, attribution: Option<&Attributed>) -> Value {
     json!({
         "base_model_hash": hex32(&state.base_hash),
         "adapter_hash": f.adapter_hash.as_ref().map(hex32),
-        "prompt_hash": hex32(&blake2_256(p_text.as_bytes())),
+        "prompt_hash": hex32(&p.prompt_hash),
         "output_hash": hex32(&blake2_256(f.text.as_bytes())),
-        "input_tokens": prompt_tokens,
+        "input_tokens": p.prompt.len(),
         "output_tokens": f.output_tokens.len(),
-        "attribution_record_hash": attribution.as_ref().map(|a| a["record_hash"].clone()),
+        "attribution_record_hash": attribution.map(|a| hex32(&a.summary.record_hash)),
     })
 }
 
+/// A completion's attribution: what the journal keeps of it, and the response's object.
+struct Attributed {
+    summary: crate::journal::Attribution,
+    json: Value,
+}
+
 /// Attributes a finished completion on a blocking thread (the gradient method takes seconds).
-async fn attribute(state: &Arc<ServerState>, p: &Prepared, f: &Finish) -> Result<Option<Value>, ApiError> {
+async fn attribute(state: &Arc<ServerState>, p: &Prepared, f: &Finish) -> Result<Option<Attributed>, ApiError> {
     let Some((method, dir)) = p.attribution.clone() else { return Ok(None) };
     let Some(adapter) = f.adapter_hash else { return Ok(None) };
     let state = state.clone();
     let (prompt, output) = ((p.prompt_text.clone(), p.prompt.clone()), (f.text.clone(), f.output_tokens.clone()));
-    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Attributed> {
         let data = state.attribution_data.get(adapter, &dir, &state.base_hash)?;
         let c = Completion::new(state.base_hash, Some(adapter), (&prompt.0, &prompt.1), (&output.0, &output.1));
         let a = state.attributor.attribute(method, &data, &c)?;
-        Ok(json!({
-            "method": a.record.method.name(),
-            "weights": a.record.weights,
-            "index_root": hex32(&a.record.index_root),
-            "record_hash": hex32(&a.record.hash()),
+        let summary = crate::journal::Attribution::of(&a.record);
+        let json = json!({
+            "method": summary.method,
+            "weights": summary.weights,
+            "index_root": hex32(&summary.index_root),
+            "record_hash": hex32(&summary.record_hash),
             "record": a.record,
             "spans": a.spans,
-        }))
+        });
+        Ok(Attributed { summary, json })
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "attribution_failed", e.to_string()))?;
@@ -544,7 +664,39 @@ fn usage(prompt_tokens: usize, f: &Finish) -> Value {
     })
 }
 
-async fn run(state: Arc<ServerState>, p: Prepared, kind: Kind) -> Result<Response, ApiError> {
+/// Journals a served prepaid request, after any lower nonce of its account still being served,
+/// and returns its seq once it is on disk.
+async fn journal_paid(paid: Paid, p: &Prepared, f: &Finish, attribution: Option<&Attributed>) -> Result<u64, ApiError> {
+    if f.adapter_hash != Some(paid.adapter_hash) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "adapter_refused",
+            format!("`{}` was replaced by another file while the request waited: the signature names {}", p.model, hex32(&paid.adapter_hash)),
+        ));
+    }
+    let leaf = Leaf {
+        account: paid.auth.account,
+        nonce: paid.auth.nonce,
+        max_fee: paid.auth.max_fee,
+        signature: paid.auth.signature,
+        adapter_hash: paid.adapter_hash,
+        prompt_hash: p.prompt_hash,
+        max_tokens: paid.max_tokens,
+        output_hash: blake2_256(f.text.as_bytes()),
+        input_tokens: p.prompt.len() as u64,
+        output_tokens: f.output_tokens.len() as u64,
+        attribution: attribution.map_or_else(crate::journal::Attribution::none, |a| a.summary.clone()),
+    };
+    let reservation = paid.reservation;
+    reservation.wait_turn().await;
+    // fsync blocks: off the async runtime.
+    tokio::task::spawn_blocking(move || reservation.commit(leaf))
+        .await
+        .map_err(ApiError::journal_failed)?
+        .map_err(ApiError::journal_failed)
+}
+
+async fn run(state: Arc<ServerState>, mut p: Prepared, kind: Kind) -> Result<Response, ApiError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let prompt_tokens = p.prompt.len();
     state.engine.submit(Request {
@@ -581,12 +733,16 @@ async fn run(state: Arc<ServerState>, p: Prepared, kind: Kind) -> Result<Respons
     };
     let object = match kind { Kind::Completion => "text_completion", Kind::Chat => "chat.completion" };
     let attribution = attribute(&state, &p, &f).await?;
+    let mut receipt = receipt(&state, &p, &f, attribution.as_ref());
+    if let Some(paid) = p.paid.take() {
+        receipt["journal_seq"] = json!(journal_paid(paid, &p, &f, attribution.as_ref()).await?);
+    }
     Ok(Json(json!({
         "id": id, "object": object, "created": created, "model": p.model,
         "choices": [choice],
         "usage": usage(prompt_tokens, &f),
-        "receipt": receipt(&state, &p.prompt_text, prompt_tokens, &f, &attribution),
-        "attribution": attribution,
+        "receipt": receipt,
+        "attribution": attribution.map(|a| a.json),
     }))
     .into_response())
 }
@@ -635,13 +791,12 @@ fn stream_events(
                 let (data, done) = match ev {
                     Event::Text(t) => (chunk(Some(&t), None, was_first), false),
                     Event::Finished(f) => {
-                        let prompt_tokens = p.prompt.len();
                         let mut c = chunk(None, Some(f.reason.as_str()), was_first);
                         match attribute(&state, &p, &f).await {
                             Ok(a) => {
-                                c["usage"] = usage(prompt_tokens, &f);
-                                c["receipt"] = receipt(&state, &p.prompt_text, prompt_tokens, &f, &a);
-                                c["attribution"] = a.unwrap_or(Value::Null);
+                                c["usage"] = usage(p.prompt.len(), &f);
+                                c["receipt"] = receipt(&state, &p, &f, a.as_ref());
+                                c["attribution"] = a.map_or(Value::Null, |a| a.json);
                             }
                             Err(e) => c = e.json(),
                         }
@@ -748,6 +903,53 @@ async fn unload_adapter(State(state): State<Arc<ServerState>>, body: Result<Byte
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Entries a journal page holds unless `limit` says, and at most.
+const JOURNAL_PAGE: usize = 256;
+const MAX_JOURNAL_PAGE: usize = 1024;
+
+fn journal_of(state: &ServerState) -> Result<&Arc<Journal>, ApiError> {
+    state.journal.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "journal_disabled", "this server keeps no journal (start it with --journal DIR)")
+    })
+}
+
+#[derive(Deserialize)]
+struct JournalQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+async fn journal_page(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<JournalQuery>, QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let journal = journal_of(&state)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(JOURNAL_PAGE);
+    if !(1..=MAX_JOURNAL_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_JOURNAL_PAGE}")));
+    }
+    Ok(Json(journal.page(q.after, limit)))
+}
+
+#[derive(Deserialize)]
+struct Settle {
+    through: u64,
+}
+
+async fn journal_settled(
+    State(state): State<Arc<ServerState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let journal = journal_of(&state)?.clone();
+    let req: Settle = parse(body)?;
+    // Settling fsyncs and rewrites the file: off the async runtime.
+    let through =
+        tokio::task::spawn_blocking(move || journal.settle(req.through)).await.map_err(ApiError::journal_failed)??;
+    Ok(Json(json!({"settled_through": through})))
 }
 
 async fn health(State(state): State<Arc<ServerState>>) -> Json<Value> {

@@ -7,6 +7,7 @@ use openlora::engine::EngineConfig;
 use openlora::fixtures::{write_adapter, write_model, ModelSpec};
 use openlora::lora::{blake2_256, save_peft};
 use openlora::models::gemma3::Proj;
+use openlora::prepaid::Terms;
 use openlora::server::{router, ServeOptions, ServerState};
 use serde_json::{json, Value};
 
@@ -17,6 +18,10 @@ struct Server {
 }
 
 async fn start(engine: EngineConfig) -> Server {
+    start_with(engine, |_| {}).await
+}
+
+async fn start_with(engine: EngineConfig, configure: impl FnOnce(&mut ServeOptions)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let model = write_model(&dir.path().join("base"), &ModelSpec::tiny(), 11).unwrap();
     let mut opts = ServeOptions::new(model);
@@ -30,6 +35,7 @@ async fn start(engine: EngineConfig) -> Server {
         let d = write_adapter(&dir.path().join(format!("ad{i}")), &cfg, 4, 16.0, &Proj::ALL, 40 + i).unwrap();
         opts.loras.push((format!("ad{i}"), d));
     }
+    configure(&mut opts);
     let state = Arc::new(ServerState::open(opts).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -273,4 +279,141 @@ async fn adapters_load_and_unload_at_run_time() {
         assert!(metrics.contains(&format!("# TYPE {kind}")), "missing {kind}");
     }
     assert!(!metrics.contains("openlora_generated_tokens_total 0\n"));
+}
+
+const GENESIS: [u8; 32] = [0x47; 32];
+
+/// A server that takes prepaid requests for `GENESIS`, journaling beside its model's folder.
+async fn start_prepaid() -> Server {
+    start_with(EngineConfig::default(), |o| {
+        o.ledger_genesis = Some(GENESIS);
+        o.journal = Some(o.model.parent().unwrap().with_file_name("journal"));
+    })
+    .await
+}
+
+fn alice() -> schnorrkel::Keypair {
+    schnorrkel::MiniSecretKey::from_bytes(&[7; 32]).unwrap().expand_to_keypair(schnorrkel::ExpansionMode::Ed25519)
+}
+
+/// The `openledger` field: `key` signs the terms given (which a test may make differ from the
+/// request it sends).
+fn openledger(key: &schnorrkel::Keypair, adapter: [u8; 32], prompt: &str, max_tokens: u32, nonce: u64) -> Value {
+    let terms = Terms { genesis: GENESIS, adapter_hash: adapter, prompt_hash: blake2_256(prompt.as_bytes()), max_tokens, nonce, max_fee: 1_000 };
+    let signature = key.sign_simple(b"substrate", &terms.message()).to_bytes();
+    json!({
+        "account": format!("0x{}", hex::encode(key.public.to_bytes())),
+        "nonce": nonce,
+        "max_fee": "1000",
+        "signature": format!("0x{}", hex::encode(signature)),
+    })
+}
+
+fn paid(model: &str, prompt: &str, max_tokens: u32, openledger: Value) -> Value {
+    let mut req = greedy(model, prompt, max_tokens as usize);
+    req["openledger"] = openledger;
+    req
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepaid_requests_are_verified_served_and_journaled() {
+    let s = start_prepaid().await;
+    let adapter = blake2_256(&std::fs::read(s.dir.path().join("ad0/adapter_model.safetensors")).unwrap());
+    let key = alice();
+    let first = openledger(&key, adapter, "the cat", 6, 1);
+    let (status, body) = post(&s, "/v1/completions", paid("ad0", "the cat", 6, first.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let receipt = &body["receipt"];
+    assert_eq!(receipt["journal_seq"], 1);
+
+    let (status, page) = get(&s, "/v1/journal").await;
+    assert_eq!(status, 200, "{page}");
+    let page: Value = serde_json::from_str(&page).unwrap();
+    assert_eq!(page["last_seq"], 1);
+    let e = &page["entries"][0];
+    assert_eq!(e["seq"], 1);
+    assert_eq!(e["account"], format!("0x{}", hex::encode(key.public.to_bytes())));
+    assert_eq!((e["nonce"].as_u64(), e["max_fee"].as_str(), e["max_tokens"].as_u64()), (Some(1), Some("1000"), Some(6)));
+    for field in ["adapter_hash", "prompt_hash", "output_hash", "input_tokens", "output_tokens"] {
+        assert_eq!(e[field], receipt[field], "{field}");
+    }
+    assert_eq!(e["signature"], first["signature"]);
+    assert_eq!((e["method"].as_str(), e["weights"].as_array().map(Vec::len)), (Some("none"), Some(0)));
+    assert_eq!(e["record_hash"], format!("0x{}", "00".repeat(32)));
+
+    // The same signed request again is a replay.
+    let (status, body) = post(&s, "/v1/completions", paid("ad0", "the cat", 6, first)).await;
+    assert_eq!((status, code(&body)), (409, "nonce_used"), "{body}");
+    // A signature over other terms than the request's.
+    for (prompt, max_tokens, model) in [("the dog", 6, "ad0"), ("the cat", 7, "ad0"), ("the cat", 6, "ad1")] {
+        let (status, body) = post(&s, "/v1/completions", paid(model, "the cat", 6, openledger(&key, adapter, prompt, max_tokens, 2))).await;
+        assert_eq!((status, code(&body)), (401, "bad_signature"), "{prompt} {max_tokens} {model}: {body}");
+    }
+    // Chat signs the rendered prompt, the receipt's prompt_hash; the adapter's hash names it.
+    let chat_prompt = "user: hi\nassistant:";
+    let model = format!("0x{}", hex::encode(adapter));
+    let mut chat = json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "temperature": 0});
+    chat["openledger"] = openledger(&key, adapter, chat_prompt, 4, 2);
+    let (status, body) = post(&s, "/v1/chat/completions", chat).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["receipt"]["journal_seq"], 2);
+
+    // Malformed or unpayable requests.
+    let mut no_max = paid("ad0", "x", 4, openledger(&key, adapter, "x", 16, 3));
+    no_max.as_object_mut().unwrap().remove("max_tokens");
+    let mut bad_account = paid("ad0", "x", 4, openledger(&key, adapter, "x", 4, 3));
+    bad_account["openledger"]["account"] = json!("0x1234");
+    let mut streamed = paid("ad0", "x", 4, openledger(&key, adapter, "x", 4, 3));
+    streamed["stream"] = json!(true);
+    let base = paid("tiny", "x", 4, openledger(&key, adapter, "x", 4, 3));
+    for req in [no_max, bad_account, streamed, base] {
+        let (status, body) = post(&s, "/v1/completions", req).await;
+        assert_eq!((status, code(&body)), (400, "bad_request"), "{body}");
+    }
+
+    // Two requests with one nonce at once: one is served.
+    let sends = (0..2).map(|_| post(&s, "/v1/completions", paid("ad0", "on", 24, openledger(&key, adapter, "on", 24, 3))));
+    let mut statuses: Vec<u16> = futures::future::join_all(sends).await.into_iter().map(|(s, _)| s).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 409]);
+
+    // Free requests are still served, and not journaled.
+    let (status, body) = post(&s, "/v1/completions", greedy("ad0", "the cat", 6)).await;
+    assert_eq!((status, &body["receipt"]["journal_seq"]), (200, &Value::Null));
+
+    // Settled entries are not listed again.
+    let (status, page) = get(&s, "/v1/journal?after=1&limit=1").await;
+    let page: Value = serde_json::from_str(&page).unwrap();
+    assert_eq!((status, page["entries"].as_array().unwrap().len(), &page["entries"][0]["seq"], &page["last_seq"]), (200, 1, &json!(2), &json!(3)));
+    let (status, body) = post(&s, "/v1/journal/settled", json!({"through": 2})).await;
+    assert_eq!((status, &body["settled_through"]), (200, &json!(2)), "{body}");
+    let (_, page) = get(&s, "/v1/journal").await;
+    let page: Value = serde_json::from_str(&page).unwrap();
+    let seqs: Vec<&Value> = page["entries"].as_array().unwrap().iter().map(|e| &e["seq"]).collect();
+    assert_eq!(seqs, [&json!(3)]);
+    let (status, body) = post(&s, "/v1/journal/settled", json!({"through": 4})).await;
+    assert_eq!((status, code(&body)), (400, "bad_request"));
+    let (status, _) = get(&s, "/v1/journal?limit=1025").await;
+    assert_eq!(status, 400);
+    let (status, body) = post(&s, "/v1/completions", paid("ad0", "the cat", 6, openledger(&key, adapter, "the cat", 6, 2))).await;
+    assert_eq!((status, code(&body)), (409, "nonce_used"), "a settled nonce stays used: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_genesis_prepaid_requests_are_refused() {
+    let s = start(EngineConfig::default()).await;
+    let adapter = blake2_256(&std::fs::read(s.dir.path().join("ad0/adapter_model.safetensors")).unwrap());
+    let (status, body) = post(&s, "/v1/completions", paid("ad0", "the cat", 6, openledger(&alice(), adapter, "the cat", 6, 1))).await;
+    assert_eq!((status, code(&body)), (400, "prepaid_disabled"), "{body}");
+    let (status, body) = get(&s, "/v1/journal").await;
+    assert_eq!(status, 404, "{body}");
+
+    let mut opts = ServeOptions::new(s.dir.path().join("base/model.gguf"));
+    opts.ledger_genesis = Some(GENESIS);
+    let e = ServerState::open(opts).err().expect("a genesis without a journal is refused");
+    assert!(e.to_string().contains("--journal"), "{e}");
 }

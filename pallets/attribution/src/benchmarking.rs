@@ -243,6 +243,46 @@ fn ballot<T: Config>(
 	Ok((verifier.clone(), attestation, signature))
 }
 
+/// An operator's first batch for a model trained on `c` contributions: `p` payers with credit,
+/// each charged the same, and every contribution weighing a part of the shared fee; signed.
+fn signed_batch<T: Config>(
+	p: u32,
+	c: u32,
+) -> Result<(ReceiptBatch<T>, <T::OperatorKey as RuntimeAppPublic>::Signature), BenchmarkError> {
+	fund_pots::<T>();
+	let owner = funded::<T>("model owner", 0);
+	let (lineage, ids, _) = contributions::<T>(&owner, c);
+	let model_id = T::Models::register_for_benchmark(owner, lineage, price::<T>());
+	let operator = funded::<T>("operator", 0);
+	let key = register::<T>(&operator, BoundedVec::truncate_from(vec![model_id]));
+	let charge = price::<T>();
+	let mut payers: Vec<T::AccountId> = (0..p)
+		.map(|i| {
+			let payer = funded::<T>("payer", i);
+			Pallet::<T>::deposit_credit(RawOrigin::Signed(payer.clone()).into(), charge)
+				.expect("a funded payer deposits");
+			payer
+		})
+		.collect();
+	payers.sort();
+	let receipts = p.saturating_mul(10);
+	let platform = FeeParams::<T>::get().platform_fee.saturating_mul(receipts.into());
+	let charge_total = charge.saturating_mul(p.into());
+	let each = charge_total.saturating_sub(platform) / c.max(1).into();
+	let batch = ReceiptBatch::<T> {
+		operator,
+		model_id,
+		nonce: 0,
+		receipts_root: H256::repeat_byte(5),
+		receipts,
+		charges: BoundedVec::truncate_from(payers.into_iter().map(|who| (who, charge)).collect()),
+		influence: BoundedVec::truncate_from(ids.into_iter().map(|id| (id, each)).collect()),
+	};
+	let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+	let signature = key.sign(&batch.signing_payload(&genesis)).ok_or("the key signs")?;
+	Ok((batch, signature))
+}
+
 #[benchmarks]
 mod benchmarks {
 	use super::*;
@@ -391,7 +431,7 @@ mod benchmarks {
 		);
 		let caller: T::AccountId = whitelisted_caller();
 		#[extrinsic_call]
-		_(RawOrigin::Signed(caller), request_id);
+		_(RawOrigin::Signed(caller), Settlement::Receipt(request_id));
 		for contributor in contributors {
 			assert!(!Rewards::<T>::get(&contributor).is_zero());
 		}
@@ -470,6 +510,86 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(origin as T::RuntimeOrigin, params);
 		assert_eq!(DisputeConfig::<T>::get(), params);
+		Ok(())
+	}
+
+	#[benchmark]
+	fn submit_receipt_batch(
+		p: Linear<1, { T::MaxBatchPayers::get() }>,
+		c: Linear<1, { T::MaxBatchContributions::get() }>,
+	) -> Result<(), BenchmarkError> {
+		let (batch, signature) = signed_batch::<T>(p, c)?;
+		let operator = batch.operator.clone();
+		let relayer: T::AccountId = whitelisted_caller();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(relayer), batch, signature);
+		assert_eq!(BatchNonce::<T>::get(&operator), 1);
+		Ok(())
+	}
+
+	#[benchmark]
+	fn authorize_submit_receipt_batch(
+		p: Linear<1, { T::MaxBatchPayers::get() }>,
+		c: Linear<1, { T::MaxBatchContributions::get() }>,
+	) -> Result<(), BenchmarkError> {
+		let (batch, signature) = signed_batch::<T>(p, c)?;
+		let call = Call::<T>::submit_receipt_batch { batch, signature };
+		#[block]
+		{
+			call.authorize(TransactionSource::External)
+				.ok_or("submit_receipt_batch must give some authorization")??;
+		}
+		Ok(())
+	}
+
+	#[benchmark]
+	fn release_batch_rewards(c: Linear<1, { T::MaxBatchContributions::get() }>) -> Result<(), BenchmarkError> {
+		let (batch, signature) = signed_batch::<T>(1, c)?;
+		let operator = batch.operator.clone();
+		let relayer: T::AccountId = whitelisted_caller();
+		Pallet::<T>::submit_receipt_batch(RawOrigin::Signed(relayer.clone()).into(), batch, signature)?;
+		let window = DisputeConfig::<T>::get().challenge_window;
+		frame_system::Pallet::<T>::set_block_number(
+			frame_system::Pallet::<T>::block_number().saturating_add(window).saturating_add(One::one()),
+		);
+		#[extrinsic_call]
+		release_rewards(RawOrigin::Signed(relayer), Settlement::Batch(operator.clone(), 0));
+		assert_eq!(Batches::<T>::get(&operator, 0).map(|b| b.status), Some(ReceiptStatus::Final));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn deposit_credit() {
+		let who = funded::<T>("payer", 0);
+		let amount = price::<T>();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), amount);
+		assert_eq!(Pallet::<T>::credit_of(&who), amount);
+	}
+
+	#[benchmark]
+	fn unlock_credit() -> Result<(), BenchmarkError> {
+		let who = funded::<T>("payer", 0);
+		let amount = price::<T>();
+		Pallet::<T>::deposit_credit(RawOrigin::Signed(who.clone()).into(), amount)?;
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), amount);
+		assert!(CreditUnlocks::<T>::contains_key(&who));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn withdraw_credit() -> Result<(), BenchmarkError> {
+		let who = funded::<T>("payer", 0);
+		let amount = price::<T>();
+		Pallet::<T>::deposit_credit(RawOrigin::Signed(who.clone()).into(), amount)?;
+		Pallet::<T>::unlock_credit(RawOrigin::Signed(who.clone()).into(), amount)?;
+		frame_system::Pallet::<T>::set_block_number(
+			frame_system::Pallet::<T>::block_number().saturating_add(T::CreditUnlockDelay::get()),
+		);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+		assert!(Pallet::<T>::credit_of(&who).is_zero());
 		Ok(())
 	}
 

@@ -196,6 +196,19 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxOperatorsPerModel: Get<u32>;
 
+		/// Payers one batch may charge.
+		#[pallet::constant]
+		type MaxBatchPayers: Get<u32>;
+
+		/// Contributions one batch may pay.
+		#[pallet::constant]
+		type MaxBatchContributions: Get<u32>;
+
+		/// Blocks between `unlock_credit` and `withdraw_credit`: the time operators have to
+		/// settle what they served against the credit.
+		#[pallet::constant]
+		type CreditUnlockDelay: Get<BlockNumberFor<Self>>;
+
 		/// Transaction-pool priority of receipts from off-chain workers.
 		#[pallet::constant]
 		type ReceiptPriority: Get<TransactionPriority>;
@@ -211,6 +224,8 @@ pub mod pallet {
 		Escrow,
 		/// A challenger's bond, until the dispute resolves.
 		ChallengeBond,
+		/// Prepaid credit, which operators' batches charge.
+		Credit,
 	}
 
 	#[pallet::type_value]
@@ -293,10 +308,25 @@ pub mod pallet {
 	pub type DisputesAgainst<T: Config> =
 		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
 
-	/// Settled receipts in settlement order, from `MaturityHead` (the oldest not yet matured)
-	/// to `MaturityTail` (the next free slot): `on_idle` matures them from the head.
+	/// Settlements in settlement order, from `MaturityHead` (the oldest not yet matured) to
+	/// `MaturityTail` (the next free slot): `on_idle` matures them from the head.
 	#[pallet::storage]
-	pub type MaturityQueue<T> = StorageMap<_, Twox64Concat, u64, RequestId>;
+	pub type MaturityQueue<T: Config> = StorageMap<_, Twox64Concat, u64, Settlement<T::AccountId>>;
+
+	/// Each operator's next batch number.
+	#[pallet::storage]
+	pub type BatchNonce<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u64, ValueQuery>;
+
+	/// Settled batches by operator and number.
+	#[pallet::storage]
+	pub type Batches<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, u64, BatchRecord<T>>;
+
+	/// Credit a payer asked to withdraw, and from which block it may: until then batches still
+	/// charge it.
+	#[pallet::storage]
+	pub type CreditUnlocks<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, (BalanceOf<T>, BlockNumberFor<T>)>;
 
 	#[pallet::storage]
 	pub type MaturityHead<T> = StorageValue<_, u64, ValueQuery>;
@@ -365,9 +395,9 @@ pub mod pallet {
 			refunded: BalanceOf<T>,
 			output: BoundedVec<u8, T::MaxOutputLength>,
 		},
-		/// A matured receipt's share for a contribution, credited to its contributor.
+		/// A matured settlement's share for a contribution, credited to its contributor.
 		ContributorCredited {
-			request_id: RequestId,
+			settlement: Settlement<T::AccountId>,
 			contribution_id: ContributionId,
 			contributor: T::AccountId,
 			amount: BalanceOf<T>,
@@ -375,8 +405,24 @@ pub mod pallet {
 		RequestRefunded { request_id: RequestId, requester: T::AccountId, amount: BalanceOf<T> },
 		RewardsClaimed { who: T::AccountId, amount: BalanceOf<T> },
 		FeeSplitSet { split: FeeSplit<BalanceOf<T>> },
-		/// A receipt matured: its contributors' rewards are claimable.
-		RewardsReleased { request_id: RequestId, credited: BalanceOf<T>, to_treasury: BalanceOf<T> },
+		/// A settlement matured: its contributors' rewards are claimable.
+		RewardsReleased {
+			settlement: Settlement<T::AccountId>,
+			credited: BalanceOf<T>,
+			to_treasury: BalanceOf<T>,
+		},
+		/// An operator's batch of prepaid receipts was accepted and paid out.
+		BatchSettled {
+			operator: T::AccountId,
+			nonce: u64,
+			model_id: ModelId,
+			receipts: u32,
+			receipts_root: H256,
+			parts: FeeParts<BalanceOf<T>>,
+		},
+		CreditDeposited { who: T::AccountId, amount: BalanceOf<T> },
+		CreditUnlocking { who: T::AccountId, amount: BalanceOf<T>, withdrawable_at: BlockNumberFor<T> },
+		CreditWithdrawn { who: T::AccountId, amount: BalanceOf<T> },
 		DisputeOpened {
 			request_id: RequestId,
 			challenger: T::AccountId,
@@ -494,6 +540,21 @@ pub mod pallet {
 		NotMatured,
 		/// The voting period must be at least one block.
 		InvalidDisputeParams,
+		/// The batch's number is not the operator's next.
+		BadBatchNonce,
+		/// The operator does not serve the batch's model.
+		NotModelOperator,
+		/// A batch must settle at least one receipt and charge someone.
+		EmptyBatch,
+		/// Charges must be positive, by strictly ascending payer, and cover the platform fees.
+		InvalidCharges,
+		/// A payer's credit does not cover its charge.
+		InsufficientCredit,
+		/// Influence must be positive, by strictly ascending contribution, and sum to at most
+		/// the shared fee.
+		InvalidInfluence,
+		/// Nothing to unlock or withdraw, or the unlock delay has not passed.
+		CreditLocked,
 	}
 
 	#[pallet::hooks]
@@ -688,9 +749,7 @@ pub mod pallet {
 			receipt: Receipt<T>,
 			signature: <T::OperatorKey as RuntimeAppPublic>::Signature,
 		) -> DispatchResult {
-			if ensure_authorized(origin.clone()).is_err() {
-				ensure_signed(origin)?;
-			}
+			Self::ensure_worker_or_signed(origin)?;
 			let checked = Self::check_receipt(&receipt, &signature)?;
 			Self::settle(receipt, checked)
 		}
@@ -839,9 +898,7 @@ pub mod pallet {
 			attestation: H256,
 			signature: <T::OperatorKey as RuntimeAppPublic>::Signature,
 		) -> DispatchResult {
-			if ensure_authorized(origin.clone()).is_err() {
-				ensure_signed(origin)?;
-			}
+			Self::ensure_worker_or_signed(origin)?;
 			let (mut dispute, index) =
 				Self::check_vote(request_id, &verifier, &attestation, &signature)?;
 			dispute.votes[index] = Some(attestation);
@@ -868,22 +925,29 @@ pub mod pallet {
 			Self::resolve(request_id, dispute)
 		}
 
-		/// Credits a receipt's contributors once its challenge window is over, for when
+		/// Credits a settlement's contributors once its challenge window is over, for when
 		/// `on_idle` has not got to it yet. Anyone may call it.
 		#[pallet::call_index(12)]
-		#[pallet::weight(T::WeightInfo::release_rewards(T::MaxWeights::get()))]
-		pub fn release_rewards(origin: OriginFor<T>, request_id: RequestId) -> DispatchResult {
+		#[pallet::weight(T::WeightInfo::release_rewards(T::MaxWeights::get())
+			.max(T::WeightInfo::release_batch_rewards(T::MaxBatchContributions::get())))]
+		pub fn release_rewards(
+			origin: OriginFor<T>,
+			settlement: Settlement<T::AccountId>,
+		) -> DispatchResult {
 			ensure_signed(origin)?;
-			let mut record = Receipts::<T>::get(request_id).ok_or(Error::<T>::NoReceipt)?;
-			ensure!(record.status == ReceiptStatus::Maturing, Error::<T>::NotMaturing);
-			ensure!(
-				frame_system::Pallet::<T>::block_number() >
-					record.settled_at.saturating_add(DisputeConfig::<T>::get().challenge_window),
-				Error::<T>::NotMatured
-			);
-			Self::release(request_id, &mut record)?;
-			Receipts::<T>::insert(request_id, record);
-			Ok(())
+			let now = frame_system::Pallet::<T>::block_number();
+			let window = DisputeConfig::<T>::get().challenge_window;
+			let settled_at = match &settlement {
+				Settlement::Receipt(id) => Receipts::<T>::get(id)
+					.filter(|r| r.status == ReceiptStatus::Maturing)
+					.map(|r| r.settled_at),
+				Settlement::Batch(operator, nonce) => Batches::<T>::get(operator, nonce)
+					.filter(|b| b.status == ReceiptStatus::Maturing)
+					.map(|b| b.settled_at),
+			}
+			.ok_or(Error::<T>::NotMaturing)?;
+			ensure!(now > settled_at.saturating_add(window), Error::<T>::NotMatured);
+			Self::release_settlement(&settlement)
 		}
 
 		/// Sets the challenge window, voting period, challenge bond and slashing for disputes
@@ -899,6 +963,78 @@ pub mod pallet {
 			DisputeConfig::<T>::put(params);
 			Self::deposit_event(Event::DisputeParamsSet { params });
 			Ok(())
+		}
+
+		/// Holds `amount` of the caller's balance as prepaid credit, which operators' batches
+		/// charge for the requests the caller signs to their engines.
+		#[pallet::call_index(14)]
+		#[pallet::weight(T::WeightInfo::deposit_credit())]
+		pub fn deposit_credit(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			T::Currency::hold(&HoldReason::Credit.into(), &who, amount)
+				.map_err(|_| Error::<T>::InsufficientBalance)?;
+			Self::deposit_event(Event::CreditDeposited { who, amount });
+			Ok(())
+		}
+
+		/// Asks for `amount` of the caller's credit back: `withdraw_credit` releases it after
+		/// `CreditUnlockDelay` blocks, until when batches may still charge it. Replaces an
+		/// earlier unlock.
+		#[pallet::call_index(15)]
+		#[pallet::weight(T::WeightInfo::unlock_credit())]
+		pub fn unlock_credit(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(
+				!amount.is_zero() && amount <= Self::credit_of(&who),
+				Error::<T>::CreditLocked
+			);
+			let at =
+				frame_system::Pallet::<T>::block_number().saturating_add(T::CreditUnlockDelay::get());
+			CreditUnlocks::<T>::insert(&who, (amount, at));
+			Self::deposit_event(Event::CreditUnlocking { who, amount, withdrawable_at: at });
+			Ok(())
+		}
+
+		/// Releases the unlocked credit (what batches left of it) once the delay has passed.
+		#[pallet::call_index(16)]
+		#[pallet::weight(T::WeightInfo::withdraw_credit())]
+		pub fn withdraw_credit(origin: OriginFor<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let (amount, at) = CreditUnlocks::<T>::get(&who).ok_or(Error::<T>::CreditLocked)?;
+			ensure!(frame_system::Pallet::<T>::block_number() >= at, Error::<T>::CreditLocked);
+			let amount = T::Currency::release(
+				&HoldReason::Credit.into(),
+				&who,
+				amount.min(Self::credit_of(&who)),
+				Precision::BestEffort,
+			)?;
+			CreditUnlocks::<T>::remove(&who);
+			Self::deposit_event(Event::CreditWithdrawn { who, amount });
+			Ok(())
+		}
+
+		/// Settles an operator's signed batch of prepaid receipts: charges each payer's credit,
+		/// pays the split of the total and records the batch, whose contributors' pool matures
+		/// like a receipt's. Any account may submit it; the operator's node submits it as an
+		/// authorized transaction without a fee.
+		#[pallet::call_index(17)]
+		#[pallet::weight(T::WeightInfo::submit_receipt_batch(
+			batch.charges.len() as u32,
+			batch.influence.len() as u32,
+		))]
+		#[pallet::authorize(|_source, batch, signature| Pallet::<T>::authorize_batch(batch, signature))]
+		#[pallet::weight_of_authorize(T::WeightInfo::authorize_submit_receipt_batch(
+			T::MaxBatchPayers::get(),
+			T::MaxBatchContributions::get(),
+		))]
+		pub fn submit_receipt_batch(
+			origin: OriginFor<T>,
+			batch: ReceiptBatch<T>,
+			signature: <T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> DispatchResult {
+			Self::ensure_worker_or_signed(origin)?;
+			let checked = Self::check_batch(&batch, &signature)?;
+			Self::settle_batch(batch, checked)
 		}
 	}
 
@@ -1045,16 +1181,20 @@ pub mod pallet {
 			);
 			weights
 				.iter()
-				.map(|(contribution_id, _)| {
-					let published = T::Datanets::published_contribution(*contribution_id)
-						.ok_or(Error::<T>::NotInLineage)?;
-					ensure!(
-						model.covers(published.datanet_id, published.version),
-						Error::<T>::NotInLineage
-					);
-					Ok(published.contributor)
-				})
+				.map(|(contribution_id, _)| Self::lineage_contributor(*contribution_id, model))
 				.collect()
+		}
+
+		/// The contributor of a contribution published in a datanet version `model`'s lineage
+		/// covers.
+		fn lineage_contributor(
+			contribution_id: ContributionId,
+			model: &ServedModel<T::AccountId, BalanceOf<T>>,
+		) -> Result<T::AccountId, Error<T>> {
+			let published = T::Datanets::published_contribution(contribution_id)
+				.ok_or(Error::<T>::NotInLineage)?;
+			ensure!(model.covers(published.datanet_id, published.version), Error::<T>::NotInLineage);
+			Ok(published.contributor)
 		}
 
 		fn settle(receipt: Receipt<T>, checked: CheckedReceipt<T>) -> DispatchResult {
@@ -1128,7 +1268,7 @@ pub mod pallet {
 				},
 			);
 			let tail = MaturityTail::<T>::get();
-			MaturityQueue::<T>::insert(tail, request_id);
+			MaturityQueue::<T>::insert(tail, Settlement::Receipt(request_id));
 			MaturityTail::<T>::put(tail.saturating_add(1));
 			Self::deposit_event(Event::ReceiptSettled {
 				request_id,
@@ -1145,21 +1285,25 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Credits a receipt's contributors from the reward pot and sends the pool's
-		/// remainder to the treasury; the receipt becomes final.
-		fn release(request_id: RequestId, record: &mut ReceiptRecord<T>) -> DispatchResult {
+		/// Credits `credits` from the reward pot and sends what they leave of `pool` to the
+		/// treasury.
+		fn credit(
+			settlement: Settlement<T::AccountId>,
+			credits: &[(ContributionId, T::AccountId, BalanceOf<T>)],
+			pool: BalanceOf<T>,
+		) -> DispatchResult {
 			let mut credited = BalanceOf::<T>::zero();
-			for (contribution_id, contributor, amount) in record.credits.iter() {
+			for (contribution_id, contributor, amount) in credits {
 				credited = credited.saturating_add(*amount);
 				Rewards::<T>::mutate(contributor, |r| *r = r.saturating_add(*amount));
 				Self::deposit_event(Event::ContributorCredited {
-					request_id,
+					settlement: settlement.clone(),
 					contribution_id: *contribution_id,
 					contributor: contributor.clone(),
 					amount: *amount,
 				});
 			}
-			let to_treasury = record.pool.saturating_sub(credited);
+			let to_treasury = pool.saturating_sub(credited);
 			if !to_treasury.is_zero() {
 				T::Currency::transfer(
 					&Self::reward_pot(),
@@ -1168,16 +1312,44 @@ pub mod pallet {
 					Preservation::Preserve,
 				)?;
 			}
-			record.credits = BoundedVec::new();
-			record.status = ReceiptStatus::Final;
-			Self::deposit_event(Event::RewardsReleased { request_id, credited, to_treasury });
+			Self::deposit_event(Event::RewardsReleased { settlement, credited, to_treasury });
 			Ok(())
 		}
 
-		/// Matures receipts from the head of the settlement queue while their window is over
-		/// and `remaining` allows; challenged and released ones just leave the queue.
+		/// Credits a receipt's contributors; the receipt becomes final.
+		fn release(request_id: RequestId, record: &mut ReceiptRecord<T>) -> DispatchResult {
+			Self::credit(Settlement::Receipt(request_id), &record.credits, record.pool)?;
+			record.credits = BoundedVec::new();
+			record.status = ReceiptStatus::Final;
+			Ok(())
+		}
+
+		/// Credits a maturing settlement's contributors and stores it final.
+		fn release_settlement(settlement: &Settlement<T::AccountId>) -> DispatchResult {
+			match settlement {
+				Settlement::Receipt(request_id) => {
+					let mut record =
+						Receipts::<T>::get(request_id).ok_or(Error::<T>::NoReceipt)?;
+					Self::release(*request_id, &mut record)?;
+					Receipts::<T>::insert(request_id, record);
+				},
+				Settlement::Batch(operator, nonce) => {
+					let mut record =
+						Batches::<T>::get(operator, nonce).ok_or(Error::<T>::NotMaturing)?;
+					Self::credit(settlement.clone(), &record.credits, record.pool)?;
+					record.credits = BoundedVec::new();
+					record.status = ReceiptStatus::Final;
+					Batches::<T>::insert(operator, nonce, record);
+				},
+			}
+			Ok(())
+		}
+
+		/// Matures settlements from the head of the queue while their window is over and
+		/// `remaining` allows; challenged and released ones just leave the queue.
 		fn mature_receipts(now: BlockNumberFor<T>, remaining: Weight) -> Weight {
 			let per_item = T::WeightInfo::release_rewards(T::MaxWeights::get())
+				.max(T::WeightInfo::release_batch_rewards(T::MaxBatchContributions::get()))
 				.saturating_add(T::DbWeight::get().reads_writes(2, 2));
 			let mut used = T::DbWeight::get().reads(3);
 			if remaining.any_lt(used) {
@@ -1187,25 +1359,162 @@ pub mod pallet {
 			let (mut head, tail) = (MaturityHead::<T>::get(), MaturityTail::<T>::get());
 			while head < tail && !remaining.any_lt(used.saturating_add(per_item)) {
 				used = used.saturating_add(per_item);
-				let Some(request_id) = MaturityQueue::<T>::get(head) else { break };
-				if let Some(mut record) = Receipts::<T>::get(request_id) {
-					if record.status == ReceiptStatus::Maturing {
-						if now <= record.settled_at.saturating_add(window) {
-							break;
-						}
-						// The pot holds every maturing pool, so this only fails if the
-						// runtime's accounting is broken: leave the receipt for
-						// `release_rewards` rather than stall the queue.
-						if Self::release(request_id, &mut record).is_ok() {
-							Receipts::<T>::insert(request_id, record);
-						}
+				let Some(settlement) = MaturityQueue::<T>::get(head) else { break };
+				let maturing_since = match &settlement {
+					Settlement::Receipt(id) => Receipts::<T>::get(id)
+						.filter(|r| r.status == ReceiptStatus::Maturing)
+						.map(|r| r.settled_at),
+					Settlement::Batch(operator, nonce) => Batches::<T>::get(operator, nonce)
+						.filter(|b| b.status == ReceiptStatus::Maturing)
+						.map(|b| b.settled_at),
+				};
+				if let Some(settled_at) = maturing_since {
+					if now <= settled_at.saturating_add(window) {
+						break;
 					}
+					// The pot holds every maturing pool, so this only fails if the runtime's
+					// accounting is broken: leave the settlement for `release_rewards` rather
+					// than stall the queue.
+					let _ = Self::release_settlement(&settlement);
 				}
 				MaturityQueue::<T>::remove(head);
 				head = head.saturating_add(1);
 			}
 			MaturityHead::<T>::put(head);
 			used
+		}
+
+		/// The payer's credit.
+		pub fn credit_of(who: &T::AccountId) -> BalanceOf<T> {
+			T::Currency::balance_on_hold(&HoldReason::Credit.into(), who)
+		}
+
+		/// Everything that makes a batch payable; shared by the transaction pool's check and
+		/// the dispatch.
+		pub fn check_batch(
+			batch: &ReceiptBatch<T>,
+			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> Result<CheckedBatch<T>, Error<T>> {
+			let operator = Operators::<T>::get(&batch.operator).ok_or(Error::<T>::NotOperator)?;
+			let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+			ensure!(
+				operator.key.verify(&batch.signing_payload(&genesis), signature),
+				Error::<T>::BadSignature
+			);
+			ensure!(batch.nonce == BatchNonce::<T>::get(&batch.operator), Error::<T>::BadBatchNonce);
+			ensure!(operator.models.contains(&batch.model_id), Error::<T>::NotModelOperator);
+			let model = T::Models::served_model(batch.model_id).ok_or(Error::<T>::ModelNotFound)?;
+			ensure!(batch.receipts > 0 && !batch.charges.is_empty(), Error::<T>::EmptyBatch);
+			ensure!(
+				batch.charges.windows(2).all(|w| w[0].0 < w[1].0) &&
+					batch.charges.iter().all(|(_, charge)| !charge.is_zero()),
+				Error::<T>::InvalidCharges
+			);
+			let mut fee = BalanceOf::<T>::zero();
+			for (payer, charge) in batch.charges.iter() {
+				ensure!(*charge <= Self::credit_of(payer), Error::<T>::InsufficientCredit);
+				fee = fee.checked_add(charge).ok_or(Error::<T>::InvalidCharges)?;
+			}
+			let platform = FeeParams::<T>::get().platform_fee.saturating_mul(batch.receipts.into());
+			let shared = fee.checked_sub(&platform).ok_or(Error::<T>::InvalidCharges)?;
+			let influence = &batch.influence;
+			let total = influence
+				.iter()
+				.try_fold(BalanceOf::<T>::zero(), |sum, (_, i)| sum.checked_add(i))
+				.ok_or(Error::<T>::InvalidInfluence)?;
+			ensure!(
+				influence.windows(2).all(|w| w[0].0 < w[1].0) &&
+					influence.iter().all(|(_, i)| !i.is_zero()) &&
+					total <= shared,
+				Error::<T>::InvalidInfluence
+			);
+			let contributors = influence
+				.iter()
+				.map(|(contribution_id, _)| Self::lineage_contributor(*contribution_id, &model))
+				.collect::<Result<_, _>>()?;
+			Ok(CheckedBatch { owner: model.owner, fee, shared, contributors })
+		}
+
+		fn settle_batch(batch: ReceiptBatch<T>, checked: CheckedBatch<T>) -> DispatchResult {
+			let CheckedBatch { owner, fee, shared, contributors } = checked;
+			let pot = Self::reward_pot();
+			for (payer, charge) in batch.charges.iter() {
+				T::Currency::transfer_on_hold(
+					&HoldReason::Credit.into(),
+					payer,
+					&pot,
+					*charge,
+					Precision::Exact,
+					Restriction::Free,
+					Fortitude::Force,
+				)?;
+			}
+			let params = FeeParams::<T>::get();
+			let owner_part = params.owner.mul_floor(shared);
+			let stakers = params.stakers.mul_floor(shared);
+			let pool = params.contributors.mul_floor(shared);
+			let credits: alloc::vec::Vec<_> = batch
+				.influence
+				.iter()
+				.zip(contributors)
+				.map(|((id, influence), who)| (*id, who, params.contributors.mul_floor(*influence)))
+				.filter(|(_, _, amount)| !amount.is_zero())
+				.collect();
+			let contributors_part =
+				credits.iter().fold(BalanceOf::<T>::zero(), |s, (_, _, a)| s.saturating_add(*a));
+			let treasury = fee
+				.saturating_sub(owner_part)
+				.saturating_sub(stakers)
+				.saturating_sub(contributors_part);
+			// The pot keeps the pool; the rest leaves it now.
+			let pay = |to: &T::AccountId, amount: BalanceOf<T>| -> DispatchResult {
+				if amount.is_zero() {
+					return Ok(());
+				}
+				T::Currency::transfer(&pot, to, amount, Preservation::Preserve).map(|_| ())
+			};
+			if pay(&owner, owner_part).is_err() {
+				Rewards::<T>::mutate(&owner, |r| *r = r.saturating_add(owner_part));
+			}
+			pay(&T::StakingPot::get(), stakers)?;
+			pay(&T::Treasury::get(), treasury.saturating_sub(pool.saturating_sub(contributors_part)))?;
+
+			let now = frame_system::Pallet::<T>::block_number();
+			let nonce = batch.nonce;
+			BatchNonce::<T>::insert(&batch.operator, nonce.saturating_add(1));
+			LastSettledAt::<T>::insert(&batch.operator, now);
+			Batches::<T>::insert(
+				&batch.operator,
+				nonce,
+				BatchRecord {
+					model_id: batch.model_id,
+					receipts_root: batch.receipts_root,
+					receipts: batch.receipts,
+					fee,
+					pool,
+					credits: BoundedVec::truncate_from(credits),
+					settled_at: now,
+					status: ReceiptStatus::Maturing,
+				},
+			);
+			let tail = MaturityTail::<T>::get();
+			MaturityQueue::<T>::insert(tail, Settlement::Batch(batch.operator.clone(), nonce));
+			MaturityTail::<T>::put(tail.saturating_add(1));
+			Self::deposit_event(Event::BatchSettled {
+				operator: batch.operator,
+				nonce,
+				model_id: batch.model_id,
+				receipts: batch.receipts,
+				receipts_root: batch.receipts_root,
+				parts: FeeParts {
+					fee,
+					owner: owner_part,
+					stakers,
+					contributors: contributors_part,
+					treasury,
+				},
+			});
+			Ok(())
 		}
 
 		/// A valid vote's dispute and the verifier's place in it.
@@ -1348,43 +1657,59 @@ pub mod pallet {
 			Ok((amount, to_winner))
 		}
 
-		/// The transaction pool's check of a verifier's vote.
-		fn authorize_vote(
-			request_id: RequestId,
-			verifier: &T::AccountId,
-			attestation: &H256,
-			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		/// An off-chain worker's authorized transaction, or any signed account's.
+		fn ensure_worker_or_signed(origin: OriginFor<T>) -> DispatchResult {
+			if ensure_authorized(origin.clone()).is_ok() {
+				return Ok(());
+			}
+			ensure_signed(origin)?;
+			Ok(())
+		}
+
+		/// The transaction pool's answer for an off-chain worker's transaction: the dispatch's
+		/// own check has run (`checked`), so an invalid one never enters a block; a valid one
+		/// provides `(tag, provides)`, one per request, vote or batch in the pool.
+		fn pool_validity(
+			checked: Result<(), Error<T>>,
+			tag: &'static str,
+			provides: impl Encode,
 		) -> TransactionValidityWithRefund {
-			Self::check_vote(request_id, verifier, attestation, signature).map_err(|e| {
+			checked.map_err(|e| {
 				TransactionValidityError::Invalid(InvalidTransaction::Custom(e.into_index_u8()))
 			})?;
-			let validity = ValidTransaction::with_tag_prefix("AttributionVote")
+			let validity = ValidTransaction::with_tag_prefix(tag)
 				.priority(T::ReceiptPriority::get())
-				.and_provides((request_id, verifier))
+				.and_provides(provides)
 				.longevity(64)
 				.propagate(true)
 				.build()?;
 			Ok((validity, Weight::zero()))
 		}
 
-		/// The transaction pool's check of an off-chain worker's receipt: the whole
-		/// `check_receipt`, so an invalid receipt never enters a block. One receipt per request
-		/// is in the pool at a time.
 		fn authorize_receipt(
 			receipt: &Receipt<T>,
 			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
 		) -> TransactionValidityWithRefund {
-			Self::check_receipt(receipt, signature).map_err(|e| {
-				let index = e.into_index_u8();
-				TransactionValidityError::Invalid(InvalidTransaction::Custom(index))
-			})?;
-			let validity = ValidTransaction::with_tag_prefix("AttributionReceipt")
-				.priority(T::ReceiptPriority::get())
-				.and_provides(receipt.request_id)
-				.longevity(64)
-				.propagate(true)
-				.build()?;
-			Ok((validity, Weight::zero()))
+			let checked = Self::check_receipt(receipt, signature).map(|_| ());
+			Self::pool_validity(checked, "AttributionReceipt", receipt.request_id)
+		}
+
+		fn authorize_vote(
+			request_id: RequestId,
+			verifier: &T::AccountId,
+			attestation: &H256,
+			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> TransactionValidityWithRefund {
+			let checked = Self::check_vote(request_id, verifier, attestation, signature).map(|_| ());
+			Self::pool_validity(checked, "AttributionVote", (request_id, verifier))
+		}
+
+		fn authorize_batch(
+			batch: &ReceiptBatch<T>,
+			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> TransactionValidityWithRefund {
+			let checked = Self::check_batch(batch, signature).map(|_| ());
+			Self::pool_validity(checked, "AttributionBatch", (&batch.operator, batch.nonce))
 		}
 	}
 

@@ -129,6 +129,9 @@ impl pallet_attribution::Config for Test {
 	type MaxWeights = ConstU32<4>;
 	type MaxModelsPerOperator = ConstU32<3>;
 	type MaxOperatorsPerModel = ConstU32<3>;
+	type MaxBatchPayers = ConstU32<3>;
+	type MaxBatchContributions = ConstU32<4>;
+	type CreditUnlockDelay = frame_support::traits::ConstU64<5>;
 	type ReceiptPriority = frame_support::traits::ConstU64<100>;
 	type WeightInfo = ();
 }

@@ -7,7 +7,8 @@
 use crate::{
 	mock::*, Assigned, AttributionMethod, Call, DisputeOutcome, Error, Event, FeeParams, FeeParts, FeeSplit,
 	HoldReason, ModelOperators, NextRequestId, OperatorByKey, OperatorInfo, Operators, Ppm,
-	Receipt, ReceiptRecord, ReceiptStatus, Receipts, RequestId, RequestInfo, Requests, Rewards,
+	Receipt, ReceiptBatch, ReceiptRecord, ReceiptStatus, Receipts, RequestId, RequestInfo, Requests,
+	Rewards, Settlement,
 };
 use codec::{Decode, Encode};
 use frame_support::{
@@ -699,7 +700,7 @@ fn submit_receipt_pays_the_split_to_the_unit() {
 		Attribution::on_idle(System::block_number(), Weight::MAX);
 		assert_eq!(Rewards::<Test>::iter().count(), 0);
 		assert_noop!(
-			Attribution::release_rewards(signed(RELAYER), request_id),
+			Attribution::release_rewards(signed(RELAYER), Settlement::Receipt(request_id)),
 			Error::<Test>::NotMatured
 		);
 
@@ -715,32 +716,32 @@ fn submit_receipt_pays_the_split_to_the_unit() {
 		assert_eq!((record.status, record.credits.len()), (ReceiptStatus::Final, 0));
 		assert_eq!(issuance(), before);
 		assert_noop!(
-			Attribution::release_rewards(signed(RELAYER), request_id),
+			Attribution::release_rewards(signed(RELAYER), Settlement::Receipt(request_id)),
 			Error::<Test>::NotMaturing
 		);
 		assert_eq!(
 			attribution_events(),
 			vec![
 				Event::ContributorCredited {
-					request_id,
+					settlement: Settlement::Receipt(request_id),
 					contribution_id: w.eve1,
 					contributor: EVE,
 					amount: EVE1_AMOUNT,
 				},
 				Event::ContributorCredited {
-					request_id,
+					settlement: Settlement::Receipt(request_id),
 					contribution_id: w.eve2,
 					contributor: EVE,
 					amount: EVE2_AMOUNT,
 				},
 				Event::ContributorCredited {
-					request_id,
+					settlement: Settlement::Receipt(request_id),
 					contribution_id: w.ferdie,
 					contributor: FERDIE,
 					amount: FERDIE_AMOUNT,
 				},
 				Event::RewardsReleased {
-					request_id,
+					settlement: Settlement::Receipt(request_id),
 					credited: CONTRIBUTORS_PART,
 					to_treasury: POOL_REMAINDER,
 				},
@@ -863,7 +864,7 @@ fn without_attribution_the_contributors_share_goes_to_the_treasury() {
 		assert_eq!(events.len(), 2);
 		assert_eq!(
 			events[1],
-			Event::RewardsReleased { request_id, credited: 0, to_treasury: POOL }
+			Event::RewardsReleased { settlement: Settlement::Receipt(request_id), credited: 0, to_treasury: POOL }
 		);
 		assert!(matches!(
 			&events[0],
@@ -1512,7 +1513,7 @@ fn a_challenge_freezes_the_rewards_and_the_bond_until_it_resolves() {
 		assert_eq!(free(reward_pot()), ED + POOL);
 		assert_eq!(crate::MaturityHead::<Test>::get(), 1);
 		assert_noop!(
-			Attribution::release_rewards(signed(EVE), request_id),
+			Attribution::release_rewards(signed(EVE), Settlement::Receipt(request_id)),
 			Error::<Test>::NotMaturing
 		);
 
@@ -1649,12 +1650,12 @@ fn an_overturned_receipt_slashes_the_operator_and_pays_by_the_challengers_weight
 			vec![
 				Event::VoteCast { request_id, verifier: HEIDI, attestation: w.claimed_attestation() },
 				Event::ContributorCredited {
-					request_id,
+					settlement: Settlement::Receipt(request_id),
 					contribution_id: w.ferdie,
 					contributor: FERDIE,
 					amount: POOL
 				},
-				Event::RewardsReleased { request_id, credited: POOL, to_treasury: 0 },
+				Event::RewardsReleased { settlement: Settlement::Receipt(request_id), credited: POOL, to_treasury: 0 },
 				Event::DisputeResolved {
 					request_id,
 					outcome: DisputeOutcome::Overturned,
@@ -1804,7 +1805,7 @@ fn on_idle_matures_in_settlement_order_within_its_weight() {
 		System::set_block_number(6);
 		assert_eq!(Attribution::on_idle(6, Weight::zero()), Weight::zero());
 		assert_eq!(Receipts::<Test>::get(second).unwrap().status, ReceiptStatus::Maturing);
-		assert_ok!(Attribution::release_rewards(signed(RELAYER), second));
+		assert_ok!(Attribution::release_rewards(signed(RELAYER), Settlement::Receipt(second)));
 		assert_eq!(Rewards::<Test>::get(EVE), 2 * (EVE1_AMOUNT + EVE2_AMOUNT));
 		// The queue entry of a receipt released by hand just leaves.
 		Attribution::on_idle(7, Weight::MAX);
@@ -1878,5 +1879,223 @@ fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
 		System::set_block_number(2);
 		ocw(2);
 		assert_eq!(pool_state.read().transactions.len(), 1);
+	});
+}
+
+// --- Batches of prepaid receipts ---------------------------------------------------------------
+
+fn credit_held(who: AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Attribution(HoldReason::Credit), &who)
+}
+
+/// ALICE's first batch for the World's model: three receipts, CHARLIE paying 2_000 and GRACE
+/// 1_000, EVE's first contribution weighing 500 of the shared fee and FERDIE's 1_000.
+fn batch(w: &World) -> ReceiptBatch<Test> {
+	ReceiptBatch {
+		operator: ALICE,
+		model_id: w.model,
+		nonce: 0,
+		receipts_root: H256::repeat_byte(0x55),
+		receipts: 3,
+		charges: bounded(&[(CHARLIE, 2_000), (GRACE, 1_000)]),
+		influence: bounded(&[(w.eve1, 500), (w.ferdie, 1_000)]),
+	}
+}
+
+fn submit_batch_signed_by(key: &UintAuthorityId, batch: ReceiptBatch<Test>) -> DispatchResult {
+	let signature = key.sign(&batch.signing_payload(&genesis())).expect("UintAuthorityId signs anything");
+	Attribution::submit_receipt_batch(signed(RELAYER), batch, signature)
+}
+
+fn submit_batch(batch: ReceiptBatch<Test>) -> DispatchResult {
+	submit_batch_signed_by(&key_of(batch.operator), batch)
+}
+
+fn deposit_credits() {
+	assert_ok!(Attribution::deposit_credit(signed(CHARLIE), 5_000));
+	assert_ok!(Attribution::deposit_credit(signed(GRACE), 5_000));
+}
+
+#[test]
+fn a_batch_charges_each_payers_credit_and_splits_the_total() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		assert_eq!(last_event(), Event::CreditDeposited { who: GRACE, amount: 5_000 });
+		let before = issuance();
+		assert_ok!(submit_batch(batch(&w)));
+
+		// F = 3_000, S = 3_000 (no platform fee): owner 1_200, stakers 300, pool 1_500 of which
+		// EVE gets 50 % of 500 = 250 and FERDIE 50 % of 1_000 = 500; treasury 750, of which the
+		// pool's 750 remainder only at maturity.
+		assert_eq!(credit_held(CHARLIE), 3_000);
+		assert_eq!(credit_held(GRACE), 4_000);
+		assert_eq!(free(DAVE), INITIAL_BALANCE + 1_200);
+		assert_eq!(free(STAKING_POT), ED + 300);
+		assert_eq!(free(TREASURY), ED);
+		assert_eq!(free(reward_pot()), ED + 1_500);
+		assert_eq!(issuance(), before);
+		assert_eq!(
+			last_event(),
+			Event::BatchSettled {
+				operator: ALICE,
+				nonce: 0,
+				model_id: w.model,
+				receipts: 3,
+				receipts_root: H256::repeat_byte(0x55),
+				parts: FeeParts { fee: 3_000, owner: 1_200, stakers: 300, contributors: 750, treasury: 750 },
+			}
+		);
+		assert_eq!(crate::BatchNonce::<Test>::get(ALICE), 1);
+		let record = crate::Batches::<Test>::get(ALICE, 0).unwrap();
+		assert_eq!((record.fee, record.pool, record.status), (3_000, 1_500, ReceiptStatus::Maturing));
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+		// The same batch again is a replay.
+		assert_noop!(submit_batch(batch(&w)), Error::<Test>::BadBatchNonce);
+
+		mature();
+		assert_eq!(Rewards::<Test>::get(EVE), 250);
+		assert_eq!(Rewards::<Test>::get(FERDIE), 500);
+		assert_eq!(free(TREASURY), ED + 750);
+		assert_eq!(free(reward_pot()), ED + 750);
+		assert_eq!(crate::Batches::<Test>::get(ALICE, 0).unwrap().status, ReceiptStatus::Final);
+		assert_eq!(
+			last_event(),
+			Event::RewardsReleased {
+				settlement: Settlement::Batch(ALICE, 0),
+				credited: 750,
+				to_treasury: 750
+			}
+		);
+
+		// The next batch takes the next number; the platform fee is due per receipt.
+		assert_ok!(Attribution::set_fee_split(
+			RuntimeOrigin::root(),
+			FeeSplit { platform_fee: 10, ..FeeParams::<Test>::get() }
+		));
+		let mut next = batch(&w);
+		next.nonce = 1;
+		next.charges = bounded(&[(CHARLIE, 29)]);
+		next.influence = bounded(&[]);
+		assert_noop!(submit_batch(next.clone()), Error::<Test>::InvalidCharges);
+		next.charges = bounded(&[(CHARLIE, 30)]);
+		assert_ok!(submit_batch(next));
+		assert_eq!(free(TREASURY), ED + 750 + 30);
+	});
+}
+
+#[test]
+fn batches_are_checked() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		let with = |f: &dyn Fn(&mut ReceiptBatch<Test>)| {
+			let mut b = batch(&w);
+			f(&mut b);
+			submit_batch(b)
+		};
+		assert_noop!(with(&|b| b.operator = GRACE), Error::<Test>::NotOperator);
+		assert_noop!(
+			submit_batch_signed_by(&key_of(BOB), batch(&w)),
+			Error::<Test>::BadSignature
+		);
+		assert_noop!(with(&|b| b.nonce = 1), Error::<Test>::BadBatchNonce);
+		let other = MockModels::add(DAVE, PRICE_IN, PRICE_OUT, vec![(DATANET, 1)]);
+		assert_noop!(with(&|b| b.model_id = other), Error::<Test>::NotModelOperator);
+		assert_noop!(with(&|b| b.receipts = 0), Error::<Test>::EmptyBatch);
+		assert_noop!(with(&|b| b.charges = bounded(&[])), Error::<Test>::EmptyBatch);
+		assert_noop!(
+			with(&|b| b.charges = bounded(&[(GRACE, 1_000), (CHARLIE, 2_000)])),
+			Error::<Test>::InvalidCharges
+		);
+		assert_noop!(
+			with(&|b| b.charges = bounded(&[(CHARLIE, 2_000), (GRACE, 0)])),
+			Error::<Test>::InvalidCharges
+		);
+		assert_noop!(
+			with(&|b| b.charges = bounded(&[(CHARLIE, 5_001)])),
+			Error::<Test>::InsufficientCredit
+		);
+		assert_noop!(
+			with(&|b| b.charges = bounded(&[(CHARLIE, 100), (EVE, 1)])),
+			Error::<Test>::InsufficientCredit
+		);
+		assert_noop!(
+			with(&|b| b.influence = bounded(&[(w.ferdie, 1_000), (w.eve1, 500)])),
+			Error::<Test>::InvalidInfluence
+		);
+		assert_noop!(
+			with(&|b| b.influence = bounded(&[(w.eve1, 0)])),
+			Error::<Test>::InvalidInfluence
+		);
+		assert_noop!(
+			with(&|b| b.influence = bounded(&[(w.eve1, 2_000), (w.ferdie, 1_001)])),
+			Error::<Test>::InvalidInfluence
+		);
+		let outside = MockDatanets::publish(FERDIE, OTHER_DATANET, 1);
+		assert_noop!(
+			with(&|b| b.influence = bounded(&[(w.eve1, 500), (outside, 500)])),
+			Error::<Test>::NotInLineage
+		);
+		assert_ok!(with(&|b| b.influence = bounded(&[(w.eve1, 2_000), (w.ferdie, 1_000)])));
+	});
+}
+
+#[test]
+fn credit_unlocks_after_a_delay_and_stays_chargeable_until_then() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		assert_noop!(
+			Attribution::deposit_credit(signed(POOR), 10),
+			Error::<Test>::InsufficientBalance
+		);
+		assert_noop!(Attribution::withdraw_credit(signed(CHARLIE)), Error::<Test>::CreditLocked);
+		assert_noop!(
+			Attribution::unlock_credit(signed(CHARLIE), 5_001),
+			Error::<Test>::CreditLocked
+		);
+		assert_noop!(Attribution::unlock_credit(signed(CHARLIE), 0), Error::<Test>::CreditLocked);
+		assert_ok!(Attribution::unlock_credit(signed(CHARLIE), 4_000));
+		assert_eq!(
+			last_event(),
+			Event::CreditUnlocking { who: CHARLIE, amount: 4_000, withdrawable_at: 1 + 5 }
+		);
+		System::set_block_number(5);
+		assert_noop!(Attribution::withdraw_credit(signed(CHARLIE)), Error::<Test>::CreditLocked);
+		// A batch still charges the unlocking credit.
+		assert_ok!(submit_batch(batch(&w)));
+		System::set_block_number(6);
+		assert_ok!(Attribution::withdraw_credit(signed(CHARLIE)));
+		assert_eq!(last_event(), Event::CreditWithdrawn { who: CHARLIE, amount: 3_000 });
+		assert_eq!(credit_held(CHARLIE), 0);
+		assert_eq!(free(CHARLIE), INITIAL_BALANCE - 2_000);
+		assert!(!crate::CreditUnlocks::<Test>::contains_key(CHARLIE));
+	});
+}
+
+#[test]
+fn the_pool_checks_a_batch_and_the_authorized_path_settles_it() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		let b = batch(&w);
+		let signature = key_of(ALICE).sign(&b.signing_payload(&genesis())).unwrap();
+		let call = Call::<Test>::submit_receipt_batch { batch: b.clone(), signature: signature.clone() };
+		assert!(matches!(call.authorize(TransactionSource::External), Some(Ok(_))));
+		let forged = key_of(BOB).sign(&b.signing_payload(&genesis())).unwrap();
+		let bad = Call::<Test>::submit_receipt_batch { batch: b.clone(), signature: forged };
+		assert_eq!(
+			bad.authorize(TransactionSource::External).map(|r| r.map(|_| ())),
+			Some(Err(TransactionValidityError::Invalid(InvalidTransaction::Custom(
+				custom_error_index(Error::<Test>::BadSignature)
+			))))
+		);
+		assert_ok!(Attribution::submit_receipt_batch(
+			frame_system::RawOrigin::Authorized.into(),
+			b,
+			signature
+		));
+		assert_eq!(free(reward_pot()), ED + 1_500);
 	});
 }

@@ -262,3 +262,77 @@ pub struct FeeParts<Balance> {
 	pub contributors: Balance,
 	pub treasury: Balance,
 }
+
+/// A settlement whose contributors' rewards mature: one on-chain request's receipt, or one
+/// operator's batch of prepaid receipts.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub enum Settlement<AccountId> {
+	Receipt(RequestId),
+	/// The operator and its batch number.
+	Batch(AccountId, u64),
+}
+
+/// An operator's signed settlement of many receipts it served to prepaid users through the
+/// engine's HTTP API. The chain checks its aggregates, not the receipts: those are committed to by
+/// `receipts_root` and kept by the operator (the engine's journal).
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
+	TypeInfo,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct ReceiptBatch<T: Config> {
+	pub operator: T::AccountId,
+	pub model_id: ModelId,
+	/// The operator's next batch number: batches settle once each, in order.
+	pub nonce: u64,
+	/// The binary blake2-256 Merkle root of the batch's receipts.
+	pub receipts_root: H256,
+	/// How many receipts; each pays the platform fee.
+	pub receipts: u32,
+	/// Each payer's total fee over its receipts, charged from its prepaid credit; payers
+	/// strictly ascending.
+	pub charges: BoundedVec<(T::AccountId, BalanceOf<T>), T::MaxBatchPayers>,
+	/// Each weighted contribution's influence: the sum over the receipts of the receipt's
+	/// `F − platform_fee` times the contribution's ppm / 10^6, rounded down; contribution ids
+	/// strictly ascending. The contributors' pool is split by it.
+	pub influence: BoundedVec<(ContributionId, BalanceOf<T>), T::MaxBatchContributions>,
+}
+
+impl<T: Config> ReceiptBatch<T> {
+	/// The bytes the operator's key signs: a domain tag, the chain's genesis hash and the batch.
+	pub fn signing_payload(&self, genesis: &T::Hash) -> alloc::vec::Vec<u8> {
+		(b"openledger/batch/v1", genesis, self).encode()
+	}
+}
+
+/// What stays on chain of a settled batch.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct BatchRecord<T: Config> {
+	pub model_id: ModelId,
+	pub receipts_root: H256,
+	pub receipts: u32,
+	pub fee: BalanceOf<T>,
+	/// The contributors' share, in the reward pot until the batch matures.
+	pub pool: BalanceOf<T>,
+	/// Each contribution's contributor and amount, credited at maturity; emptied then.
+	pub credits: BoundedVec<(ContributionId, T::AccountId, BalanceOf<T>), T::MaxBatchContributions>,
+	pub settled_at: BlockNumberFor<T>,
+	/// `Maturing` or `Final`: batches are not challenged on chain yet.
+	pub status: ReceiptStatus,
+}
+
+/// A batch that passed every check, with what paying it needs.
+pub struct CheckedBatch<T: Config> {
+	pub owner: T::AccountId,
+	/// Σ charges.
+	pub fee: BalanceOf<T>,
+	/// `fee − receipts · platform_fee`, which the split shares out.
+	pub shared: BalanceOf<T>,
+	/// The contributor of each contribution in `influence`, in order.
+	pub contributors: alloc::vec::Vec<T::AccountId>,
+}

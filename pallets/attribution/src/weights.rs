@@ -27,6 +27,12 @@ pub trait WeightInfo {
 	fn resolve_dispute(k: u32, ) -> Weight;
 	fn release_rewards(k: u32, ) -> Weight;
 	fn set_dispute_params() -> Weight;
+	fn release_batch_rewards(c: u32, ) -> Weight;
+	fn deposit_credit() -> Weight;
+	fn unlock_credit() -> Weight;
+	fn withdraw_credit() -> Weight;
+	fn submit_receipt_batch(p: u32, c: u32, ) -> Weight;
+	fn authorize_submit_receipt_batch(p: u32, c: u32, ) -> Weight;
 }
 
 pub struct SubstrateWeight<T>(PhantomData<T>);
@@ -47,6 +53,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn resolve_dispute(k: u32, ) -> Weight { Weight::from_parts(200_000_000, 12_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(k.into())).saturating_add(T::DbWeight::get().reads_writes(8, 8)).saturating_add(T::DbWeight::get().reads_writes(1, 1).saturating_mul(k.into())) }
 	fn release_rewards(k: u32, ) -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(k.into())).saturating_add(T::DbWeight::get().reads_writes(4, 3)).saturating_add(T::DbWeight::get().reads_writes(1, 1).saturating_mul(k.into())) }
 	fn set_dispute_params() -> Weight { Weight::from_parts(20_000_000, 0).saturating_add(T::DbWeight::get().writes(1)) }
+	fn release_batch_rewards(c: u32, ) -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(c.into())).saturating_add(T::DbWeight::get().reads_writes(3, 3)).saturating_add(T::DbWeight::get().reads_writes(1, 1).saturating_mul(c.into())) }
+	fn deposit_credit() -> Weight { Weight::from_parts(60_000_000, 4_000).saturating_add(T::DbWeight::get().reads_writes(2, 2)) }
+	fn unlock_credit() -> Weight { Weight::from_parts(40_000_000, 4_000).saturating_add(T::DbWeight::get().reads_writes(2, 1)) }
+	fn withdraw_credit() -> Weight { Weight::from_parts(60_000_000, 4_000).saturating_add(T::DbWeight::get().reads_writes(3, 3)) }
+	fn submit_receipt_batch(p: u32, c: u32, ) -> Weight { Weight::from_parts(300_000_000, 12_000).saturating_add(Weight::from_parts(60_000_000, 6_000).saturating_mul(p.into())).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(c.into())).saturating_add(T::DbWeight::get().reads_writes(12, 10)).saturating_add(T::DbWeight::get().reads_writes(2, 2).saturating_mul(p.into())).saturating_add(T::DbWeight::get().reads(2).saturating_mul(c.into())) }
+	fn authorize_submit_receipt_batch(p: u32, c: u32, ) -> Weight { Weight::from_parts(150_000_000, 12_000).saturating_add(Weight::from_parts(10_000_000, 3_000).saturating_mul(p.into())).saturating_add(Weight::from_parts(10_000_000, 3_000).saturating_mul(c.into())).saturating_add(T::DbWeight::get().reads(6)).saturating_add(T::DbWeight::get().reads(1).saturating_mul((p + 2 * c).into())) }
 }
 
 impl WeightInfo for () {
@@ -66,4 +78,10 @@ impl WeightInfo for () {
 	fn resolve_dispute(k: u32, ) -> Weight { Weight::from_parts(200_000_000, 12_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(k.into())) }
 	fn release_rewards(k: u32, ) -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(k.into())) }
 	fn set_dispute_params() -> Weight { Weight::from_parts(20_000_000, 0) }
+	fn release_batch_rewards(c: u32, ) -> Weight { Weight::from_parts(80_000_000, 6_000).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(c.into())) }
+	fn deposit_credit() -> Weight { Weight::from_parts(60_000_000, 4_000) }
+	fn unlock_credit() -> Weight { Weight::from_parts(40_000_000, 4_000) }
+	fn withdraw_credit() -> Weight { Weight::from_parts(60_000_000, 4_000) }
+	fn submit_receipt_batch(p: u32, c: u32, ) -> Weight { Weight::from_parts(300_000_000, 12_000).saturating_add(Weight::from_parts(60_000_000, 6_000).saturating_mul(p.into())).saturating_add(Weight::from_parts(20_000_000, 3_000).saturating_mul(c.into())) }
+	fn authorize_submit_receipt_batch(p: u32, c: u32, ) -> Weight { Weight::from_parts(150_000_000, 12_000).saturating_add(Weight::from_parts(10_000_000, 3_000).saturating_mul(p.into())).saturating_add(Weight::from_parts(10_000_000, 3_000).saturating_mul(c.into())) }
 }

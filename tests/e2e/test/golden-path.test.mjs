@@ -87,6 +87,17 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.equal(describeDispatchError(node.api, dispatchError).split(' ')[2], `attribution.${error}`);
   }
 
+  /** Polls `probe` every 2 s until it returns something. */
+  const waitFor = async (probe, timeoutMs, what) => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const found = await probe();
+      if (found) return found;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  };
+
   const free = async (api, who, at) =>
     (await (at ? await api.at(at) : api).query.system.account(who)).data.free.toBigInt();
 
@@ -160,7 +171,6 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.equal(event.data.recordHash.toHex(), direct.attribution?.record_hash ?? `0x${'0'.repeat(64)}`);
 
     const split = (await api.query.attribution.feeParams()).toJSON();
-    const credited = eventsOf(events.map((e) => e), 'attribution', 'ContributorCredited');
     const weights = (direct.attribution?.weights ?? []).map((w) => [w.contribution, w.ppm])
       .sort((a, b) => a[0] - b[0]);
     const expected = feeSplit({
@@ -176,7 +186,8 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.equal(parts.contributors.toBigInt(), expected.contributors);
     assert.equal(parts.treasury.toBigInt(), expected.treasury);
     assert.equal(expected.owner + expected.stakers + expected.contributors + expected.treasury, expected.fee);
-    assert.deepEqual(credited.map((e) => e.data.amount.toBigInt()), expected.amounts.filter((a) => a > 0n));
+    settled.expected = expected;
+    settled.requestId = requestId;
 
     // Balances, to the plank, across the settlement block (the receipt pays no transaction fee).
     const pot = (name) => u8aToHex(new Uint8Array([...stringToU8a('modl'), ...stringToU8a(name), ...new Uint8Array(20)]));
@@ -184,20 +195,34 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     const delta = async (who) => (await free(api, who, blockHash)) - (await free(api, who, parent));
     assert.equal(await delta(dave.address), expected.owner, 'model owner');
     assert.equal(await delta(stakingPot), expected.stakers, 'staking pot');
-    assert.equal(await delta(rewardPot), expected.contributors, 'reward pot');
-    assert.equal(await delta(treasury), expected.treasury, 'treasury');
+    // The whole contributors' pool waits in the reward pot until the receipt matures; then the
+    // contributors are credited and the pool's rounding remainder goes to the treasury.
+    const remainder = expected.pool - expected.contributors;
+    assert.equal(await delta(rewardPot), expected.pool, 'reward pot');
+    assert.equal(await delta(treasury), expected.treasury - remainder, 'treasury');
     assert.equal(await delta(eve.address), MAX_FEE - expected.fee, 'the unused escrow returns to the requester');
     assert.equal(event.data.refunded.toBigInt(), MAX_FEE - expected.fee);
     assert.ok((await api.query.attribution.requests(requestId)).isNone);
-    assert.ok((await api.query.attribution.receipts(requestId)).isSome);
+    const record = (await api.query.attribution.receipts(requestId)).unwrap();
+    assert.equal(record.status.toString(), 'Maturing');
+    assert.deepEqual(record.credits.map(([, , amount]) => amount.toBigInt()), expected.amounts.filter((a) => a > 0n));
   });
 
-  step('the contributor claims the rewards credited to them', 60_000, async (api) => {
+  step('the receipt matures after its challenge window and the contributor claims the rewards credited to them', 180_000, async (api) => {
     const { charlie } = accounts;
+    assert.equal((await api.query.attribution.rewards(charlie.address)).toBigInt(), 0n, 'nothing is claimable inside the window');
+    const { challengeWindow } = (await api.query.attribution.disputeConfig()).toJSON();
+    const settledAt = (await api.query.attribution.receipts(settled.requestId)).unwrap().settledAt.toNumber();
+    const matured = await waitFor(async () => {
+      const record = (await api.query.attribution.receipts(settled.requestId)).unwrap();
+      return record.status.toString() === 'Final' ? record : null;
+    }, 150_000, 'the receipt to mature');
+    assert.equal(matured.credits.length, 0);
+    const head = (await api.rpc.chain.getHeader()).number.toNumber();
+    assert.ok(head > settledAt + challengeWindow, `matured at or before block ${head}, window ends after ${settledAt + challengeWindow}`);
     const owed = (await api.query.attribution.rewards(charlie.address)).toBigInt();
-    const credited = eventsOf(settled.events, 'attribution', 'ContributorCredited')
-      .reduce((s, e) => s + e.data.amount.toBigInt(), 0n);
-    assert.equal(owed, credited);
+    // Every contribution of the datanet is Charlie's.
+    assert.equal(owed, settled.expected.contributors);
     assert.ok(owed > 0n, 'the receipt credits the contributor');
     const before = await free(api, charlie.address);
     const events = await submit(api.tx.attribution.claimRewards(), charlie);
@@ -261,5 +286,51 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.equal(event.amount.toBigInt(), MAX_FEE);
     assert.equal(event.requester.toString(), eve.address);
     assert.ok((await api.query.attribution.requests(unanswered.requestId)).isNone);
+  });
+
+  step('a challenged receipt is rerun by the other operator\'s off-chain worker, which votes it right: the challenger loses its bond', 420_000, async (api) => {
+    const { alice, bob, ferdie } = accounts;
+    // From now on this node also holds Bob's attribution key, so Bob's worker verifies.
+    await api.rpc.author.insertKey('attr', '//Bob', u8aToHex(bob.publicKey));
+    const requested = await submit(
+      api.tx.attribution.requestInference(modelId, PROMPT, MAX_OUTPUT_TOKENS, MAX_FEE), accounts.eve);
+    const request = eventsOf(requested, 'attribution', 'InferenceRequested')[0].data;
+    assert.equal(request.operator.toString(), alice.address);
+    const record = await waitFor(async () => {
+      const r = await api.query.attribution.receipts(request.requestId);
+      return r.isSome ? r.unwrap() : null;
+    }, 150_000, 'Alice\'s receipt');
+    assert.equal(record.status.toString(), 'Maturing');
+
+    // Ferdie claims all of the pool was owed to one contribution.
+    const params = (await api.query.attribution.disputeConfig()).toJSON();
+    const bond = BigInt(params.challengeBond);
+    const before = { alice: await free(api, alice.address), ferdie: await free(api, ferdie.address) };
+    const challenged = await submit(api.tx.attribution.challenge(
+      request.requestId, PROMPT, `0x${'33'.repeat(32)}`, [[datanet.contributionIds[0], 1_000_000]]), ferdie);
+    const opened = eventsOf(challenged, 'attribution', 'DisputeOpened')[0].data;
+    assert.deepEqual(opened.verifiers.map((v) => v.toString()), [bob.address]);
+    const challengeFee = eventsOf(challenged, 'transactionPayment', 'TransactionFeePaid')[0].data.actualFee.toBigInt();
+
+    const resolved = await waitFor(async () => {
+      const hash = await api.rpc.chain.getFinalizedHead();
+      const events = await (await api.at(hash)).query.system.events();
+      const e = events.find(({ event }) => event.section === 'attribution' && event.method === 'DisputeResolved'
+        && event.data.requestId.eq(request.requestId));
+      return e ? { event: e.event, events, hash } : null;
+    }, 300_000, 'the dispute to resolve');
+    const vote = resolved.events.map(({ event }) => event)
+      .find((e) => e.section === 'attribution' && e.method === 'VoteCast');
+    assert.ok(vote, 'Bob\'s vote resolved the dispute');
+    assert.equal(vote.data.verifier.toString(), bob.address);
+    assert.equal(resolved.event.data.outcome.toString(), 'Upheld');
+    assert.equal(resolved.event.data.slashed.toBigInt(), bond);
+    const toWinner = resolved.event.data.toWinner.toBigInt();
+    assert.equal(toWinner, bond / 2n);
+    assert.equal(await free(api, ferdie.address, resolved.hash), before.ferdie - challengeFee - bond);
+    assert.equal(await free(api, alice.address, resolved.hash), before.alice + toWinner);
+    const final = (await api.query.attribution.receipts(request.requestId)).unwrap();
+    assert.equal(final.status.toString(), 'Final');
+    assert.ok((await api.query.attribution.disputes(request.requestId)).isNone);
   });
 });

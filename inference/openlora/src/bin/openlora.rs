@@ -58,6 +58,17 @@ struct Cli {
     /// `cpu`, or `cuda` / `cuda:N` in a build with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Take prepaid requests signed for the chain with this genesis hash (0x and 64 hex
+    /// digits). Needs --journal.
+    #[arg(long, env = "OPENLORA_LEDGER_GENESIS", value_parser = parse_genesis)]
+    ledger_genesis: Option<[u8; 32]>,
+    /// The folder where served prepaid requests are journaled for settlement.
+    #[arg(long, env = "OPENLORA_JOURNAL")]
+    journal: Option<PathBuf>,
+}
+
+fn parse_genesis(s: &str) -> Result<[u8; 32], String> {
+    openlora::prepaid::parse_hex(s).ok_or_else(|| "expected 0x and 64 hex digits".into())
 }
 
 fn parse_lora(s: &str) -> Result<(String, PathBuf), String> {
@@ -98,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
             .as_deref()
             .map(|m| MethodChoice::parse(m).with_context(|| format!("--attribution {m}: use span or datainf")))
             .transpose()?,
+        ledger_genesis: cli.ledger_genesis,
+        journal: cli.journal,
     };
     let name = opts.served_model_name.clone();
     let state = Arc::new(tokio::task::block_in_place(|| ServerState::open(opts))?);
