@@ -66,16 +66,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Datanets` (r:0 w:1)
 	/// Proof: `Datanets::Datanets` (`max_values`: None, `max_size`: Some(2324), added: 4799, mode: `MaxEncodedLen`)
 	fn create_datanet() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `109`
-		//  Estimated: `3593`
-		// Minimum execution time: 70_261_000 picoseconds.
-		Weight::from_parts(123_161_000, 0)
-			.saturating_add(Weight::from_parts(0, 3593))
+		//  Estimated: `3658`
+		// Minimum execution time: 68_962_000 picoseconds.
+		Weight::from_parts(73_649_000, 0)
+			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(4))
 	}
@@ -84,13 +84,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn update_datanet() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `309`
 		//  Estimated: `5789`
-		// Minimum execution time: 75_257_000 picoseconds.
-		Weight::from_parts(130_365_000, 0)
+		// Minimum execution time: 73_719_000 picoseconds.
+		Weight::from_parts(78_545_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
@@ -102,13 +102,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn set_contributor_allowed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `309`
 		//  Estimated: `5789`
-		// Minimum execution time: 75_038_000 picoseconds.
-		Weight::from_parts(129_477_000, 0)
+		// Minimum execution time: 73_330_000 picoseconds.
+		Weight::from_parts(78_139_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(4))
 			.saturating_add(T::DbWeight::get().writes(4))
@@ -118,13 +118,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn add_curator() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `789`
 		//  Estimated: `5789`
-		// Minimum execution time: 71_173_000 picoseconds.
-		Weight::from_parts(122_426_000, 0)
+		// Minimum execution time: 69_513_000 picoseconds.
+		Weight::from_parts(74_374_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
@@ -134,13 +134,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn remove_curator() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `821`
 		//  Estimated: `5789`
-		// Minimum execution time: 61_589_000 picoseconds.
-		Weight::from_parts(107_388_000, 0)
+		// Minimum execution time: 61_315_000 picoseconds.
+		Weight::from_parts(65_899_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
@@ -151,8 +151,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `151`
 		//  Estimated: `5789`
-		// Minimum execution time: 16_041_000 picoseconds.
-		Weight::from_parts(30_812_000, 0)
+		// Minimum execution time: 16_077_000 picoseconds.
+		Weight::from_parts(18_073_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(1))
@@ -170,15 +170,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Contributions` (r:0 w:1)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(959), added: 3434, mode: `MaxEncodedLen`)
 	fn contribute() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `1537`
 		//  Estimated: `5789`
-		// Minimum execution time: 130_577_000 picoseconds.
-		Weight::from_parts(204_231_000, 0)
+		// Minimum execution time: 121_071_000 picoseconds.
+		Weight::from_parts(130_726_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(7))
 			.saturating_add(T::DbWeight::get().writes(6))
@@ -191,8 +191,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1644`
 		//  Estimated: `5789`
-		// Minimum execution time: 27_249_000 picoseconds.
-		Weight::from_parts(50_968_000, 0)
+		// Minimum execution time: 27_213_000 picoseconds.
+		Weight::from_parts(30_227_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(1))
@@ -206,15 +206,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Reputation` (r:1 w:1)
 	/// Proof: `Datanets::Reputation` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn review_accept() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `11350`
 		//  Estimated: `11679`
-		// Minimum execution time: 148_005_000 picoseconds.
-		Weight::from_parts(224_767_000, 0)
+		// Minimum execution time: 135_949_000 picoseconds.
+		Weight::from_parts(145_929_000, 0)
 			.saturating_add(Weight::from_parts(0, 11679))
 			.saturating_add(T::DbWeight::get().reads(6))
 			.saturating_add(T::DbWeight::get().writes(6))
@@ -224,7 +224,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Datanets::Datanets` (r:1 w:1)
 	/// Proof: `Datanets::Datanets` (`max_values`: None, `max_size`: Some(2324), added: 4799, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Reputation` (r:1 w:1)
@@ -235,8 +235,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `2013`
 		//  Estimated: `6196`
-		// Minimum execution time: 128_207_000 picoseconds.
-		Weight::from_parts(218_786_000, 0)
+		// Minimum execution time: 121_360_000 picoseconds.
+		Weight::from_parts(134_238_000, 0)
 			.saturating_add(Weight::from_parts(0, 6196))
 			.saturating_add(T::DbWeight::get().reads(6))
 			.saturating_add(T::DbWeight::get().writes(7))
@@ -246,7 +246,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Datanets` (r:1 w:1)
 	/// Proof: `Datanets::Datanets` (`max_values`: None, `max_size`: Some(2324), added: 4799, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::ContributionsByContent` (r:0 w:1)
@@ -255,8 +255,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `851`
 		//  Estimated: `5789`
-		// Minimum execution time: 72_067_000 picoseconds.
-		Weight::from_parts(127_171_000, 0)
+		// Minimum execution time: 71_063_000 picoseconds.
+		Weight::from_parts(77_084_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(4))
 			.saturating_add(T::DbWeight::get().writes(5))
@@ -268,9 +268,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Contributions` (r:1023 w:0)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(959), added: 3434, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::PublishedIn` (r:0 w:1023)
+	/// Proof: `Datanets::PublishedIn` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Versions` (r:0 w:1)
 	/// Proof: `Datanets::Versions` (`max_values`: None, `max_size`: Some(8274), added: 10749, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 1024]`.
@@ -278,14 +280,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `447 + n * (139 ±0)`
 		//  Estimated: `11679 + n * (3434 ±0)`
-		// Minimum execution time: 121_677_000 picoseconds.
-		Weight::from_parts(124_878_000, 0)
+		// Minimum execution time: 90_748_000 picoseconds.
+		Weight::from_parts(92_119_000, 0)
 			.saturating_add(Weight::from_parts(0, 11679))
-			// Standard Error: 20_226
-			.saturating_add(Weight::from_parts(8_184_184, 0).saturating_mul(n.into()))
+			// Standard Error: 19_816
+			.saturating_add(Weight::from_parts(7_412_015, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(4))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(5))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(n.into()))
 	}
 	/// Storage: `Datanets::Datanets` (r:1 w:1)
@@ -294,8 +297,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `151`
 		//  Estimated: `5789`
-		// Minimum execution time: 16_207_000 picoseconds.
-		Weight::from_parts(31_616_000, 0)
+		// Minimum execution time: 15_958_000 picoseconds.
+		Weight::from_parts(18_073_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(1))
@@ -305,14 +308,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:2 w:2)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn accept_ownership() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `956`
-		//  Estimated: `6196`
-		// Minimum execution time: 145_302_000 picoseconds.
-		Weight::from_parts(246_793_000, 0)
-			.saturating_add(Weight::from_parts(0, 6196))
+		//  Estimated: `6326`
+		// Minimum execution time: 143_838_000 picoseconds.
+		Weight::from_parts(151_336_000, 0)
+			.saturating_add(Weight::from_parts(0, 6326))
 			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().writes(5))
 	}
@@ -322,8 +325,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `151`
 		//  Estimated: `5789`
-		// Minimum execution time: 15_965_000 picoseconds.
-		Weight::from_parts(29_789_000, 0)
+		// Minimum execution time: 16_100_000 picoseconds.
+		Weight::from_parts(17_900_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(1))
@@ -337,16 +340,16 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Datanets` (r:0 w:1)
 	/// Proof: `Datanets::Datanets` (`max_values`: None, `max_size`: Some(2324), added: 4799, mode: `MaxEncodedLen`)
 	fn create_datanet() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `109`
-		//  Estimated: `3593`
-		// Minimum execution time: 70_261_000 picoseconds.
-		Weight::from_parts(123_161_000, 0)
-			.saturating_add(Weight::from_parts(0, 3593))
+		//  Estimated: `3658`
+		// Minimum execution time: 68_962_000 picoseconds.
+		Weight::from_parts(73_649_000, 0)
+			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(4))
 	}
@@ -355,13 +358,13 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn update_datanet() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `309`
 		//  Estimated: `5789`
-		// Minimum execution time: 75_257_000 picoseconds.
-		Weight::from_parts(130_365_000, 0)
+		// Minimum execution time: 73_719_000 picoseconds.
+		Weight::from_parts(78_545_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(3))
@@ -373,13 +376,13 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn set_contributor_allowed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `309`
 		//  Estimated: `5789`
-		// Minimum execution time: 75_038_000 picoseconds.
-		Weight::from_parts(129_477_000, 0)
+		// Minimum execution time: 73_330_000 picoseconds.
+		Weight::from_parts(78_139_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(4))
 			.saturating_add(ParityDbWeight::get().writes(4))
@@ -389,13 +392,13 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn add_curator() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `789`
 		//  Estimated: `5789`
-		// Minimum execution time: 71_173_000 picoseconds.
-		Weight::from_parts(122_426_000, 0)
+		// Minimum execution time: 69_513_000 picoseconds.
+		Weight::from_parts(74_374_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(3))
@@ -405,13 +408,13 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn remove_curator() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `821`
 		//  Estimated: `5789`
-		// Minimum execution time: 61_589_000 picoseconds.
-		Weight::from_parts(107_388_000, 0)
+		// Minimum execution time: 61_315_000 picoseconds.
+		Weight::from_parts(65_899_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(3))
@@ -422,8 +425,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `151`
 		//  Estimated: `5789`
-		// Minimum execution time: 16_041_000 picoseconds.
-		Weight::from_parts(30_812_000, 0)
+		// Minimum execution time: 16_077_000 picoseconds.
+		Weight::from_parts(18_073_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().writes(1))
@@ -441,15 +444,15 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Contributions` (r:0 w:1)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(959), added: 3434, mode: `MaxEncodedLen`)
 	fn contribute() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `1537`
 		//  Estimated: `5789`
-		// Minimum execution time: 130_577_000 picoseconds.
-		Weight::from_parts(204_231_000, 0)
+		// Minimum execution time: 121_071_000 picoseconds.
+		Weight::from_parts(130_726_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(7))
 			.saturating_add(ParityDbWeight::get().writes(6))
@@ -462,8 +465,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1644`
 		//  Estimated: `5789`
-		// Minimum execution time: 27_249_000 picoseconds.
-		Weight::from_parts(50_968_000, 0)
+		// Minimum execution time: 27_213_000 picoseconds.
+		Weight::from_parts(30_227_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(2))
 			.saturating_add(ParityDbWeight::get().writes(1))
@@ -477,15 +480,15 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Reputation` (r:1 w:1)
 	/// Proof: `Datanets::Reputation` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn review_accept() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `11350`
 		//  Estimated: `11679`
-		// Minimum execution time: 148_005_000 picoseconds.
-		Weight::from_parts(224_767_000, 0)
+		// Minimum execution time: 135_949_000 picoseconds.
+		Weight::from_parts(145_929_000, 0)
 			.saturating_add(Weight::from_parts(0, 11679))
 			.saturating_add(ParityDbWeight::get().reads(6))
 			.saturating_add(ParityDbWeight::get().writes(6))
@@ -495,7 +498,7 @@ impl WeightInfo for () {
 	/// Storage: `Datanets::Datanets` (r:1 w:1)
 	/// Proof: `Datanets::Datanets` (`max_values`: None, `max_size`: Some(2324), added: 4799, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Reputation` (r:1 w:1)
@@ -506,8 +509,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `2013`
 		//  Estimated: `6196`
-		// Minimum execution time: 128_207_000 picoseconds.
-		Weight::from_parts(218_786_000, 0)
+		// Minimum execution time: 121_360_000 picoseconds.
+		Weight::from_parts(134_238_000, 0)
 			.saturating_add(Weight::from_parts(0, 6196))
 			.saturating_add(ParityDbWeight::get().reads(6))
 			.saturating_add(ParityDbWeight::get().writes(7))
@@ -517,7 +520,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Datanets` (r:1 w:1)
 	/// Proof: `Datanets::Datanets` (`max_values`: None, `max_size`: Some(2324), added: 4799, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::ContributionsByContent` (r:0 w:1)
@@ -526,8 +529,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `851`
 		//  Estimated: `5789`
-		// Minimum execution time: 72_067_000 picoseconds.
-		Weight::from_parts(127_171_000, 0)
+		// Minimum execution time: 71_063_000 picoseconds.
+		Weight::from_parts(77_084_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(4))
 			.saturating_add(ParityDbWeight::get().writes(5))
@@ -539,9 +542,11 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Contributions` (r:1023 w:0)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(959), added: 3434, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::PublishedIn` (r:0 w:1023)
+	/// Proof: `Datanets::PublishedIn` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Versions` (r:0 w:1)
 	/// Proof: `Datanets::Versions` (`max_values`: None, `max_size`: Some(8274), added: 10749, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 1024]`.
@@ -549,14 +554,15 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `447 + n * (139 ±0)`
 		//  Estimated: `11679 + n * (3434 ±0)`
-		// Minimum execution time: 121_677_000 picoseconds.
-		Weight::from_parts(124_878_000, 0)
+		// Minimum execution time: 90_748_000 picoseconds.
+		Weight::from_parts(92_119_000, 0)
 			.saturating_add(Weight::from_parts(0, 11679))
-			// Standard Error: 20_226
-			.saturating_add(Weight::from_parts(8_184_184, 0).saturating_mul(n.into()))
+			// Standard Error: 19_816
+			.saturating_add(Weight::from_parts(7_412_015, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(4))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().writes(5))
+			.saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(n.into()))
 	}
 	/// Storage: `Datanets::Datanets` (r:1 w:1)
@@ -565,8 +571,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `151`
 		//  Estimated: `5789`
-		// Minimum execution time: 16_207_000 picoseconds.
-		Weight::from_parts(31_616_000, 0)
+		// Minimum execution time: 15_958_000 picoseconds.
+		Weight::from_parts(18_073_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().writes(1))
@@ -576,14 +582,14 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:2 w:2)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn accept_ownership() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `956`
-		//  Estimated: `6196`
-		// Minimum execution time: 145_302_000 picoseconds.
-		Weight::from_parts(246_793_000, 0)
-			.saturating_add(Weight::from_parts(0, 6196))
+		//  Estimated: `6326`
+		// Minimum execution time: 143_838_000 picoseconds.
+		Weight::from_parts(151_336_000, 0)
+			.saturating_add(Weight::from_parts(0, 6326))
 			.saturating_add(ParityDbWeight::get().reads(5))
 			.saturating_add(ParityDbWeight::get().writes(5))
 	}
@@ -593,8 +599,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `151`
 		//  Estimated: `5789`
-		// Minimum execution time: 15_965_000 picoseconds.
-		Weight::from_parts(29_789_000, 0)
+		// Minimum execution time: 16_100_000 picoseconds.
+		Weight::from_parts(17_900_000, 0)
 			.saturating_add(Weight::from_parts(0, 5789))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().writes(1))
