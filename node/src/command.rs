@@ -42,6 +42,11 @@ impl SubstrateCli for Cli {
 /// Parses the command line and runs the node or the chosen subcommand.
 pub fn run() -> sc_cli::Result<()> {
 	let cli = Cli::from_args();
+	// RPCs such as `system_accountNextIndex` parse SS58 addresses; OpenLedger's prefix is not in
+	// the registry of known formats, so it has to be the default.
+	sp_core::crypto::set_default_ss58_version(sp_core::crypto::Ss58AddressFormat::custom(
+		openledger_runtime::SS58_PREFIX,
+	));
 
 	match &cli.subcommand {
 		Some(Subcommand::Key(cmd)) => cmd.run(&cli),

@@ -82,6 +82,9 @@ describe('openledger-node --dev', () => {
     assert.deepEqual(properties.tokenSymbol.unwrap().map(String), ['OPEN']);
     assert.deepEqual(properties.tokenDecimals.unwrap().map((decimals) => decimals.toNumber()), [DECIMALS]);
     assert.equal(properties.ss58Format.unwrap().toNumber(), SS58_PREFIX);
+    // The node's own RPCs read OpenLedger (prefix 6736) addresses too.
+    assert.equal((await api.rpc.system.accountNextIndex(alice.address)).toNumber(),
+      (await api.query.system.account(alice.address)).nonce.toNumber());
   });
 
   step('reports the openledger runtime version and chain name', QUERY_TIMEOUT_MS, async (api) => {
