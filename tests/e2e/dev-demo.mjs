@@ -62,5 +62,6 @@ const settled = await new Promise((resolve) => {
 say(`receipt: ${JSON.stringify(settled.data.toHuman(), null, 2)}`);
 say(`request more with polkadot.js:
   await api.tx.attribution.requestInference(${modelId}, 'your prompt', 32, 10n ** 18n).signAndSend(eve);
-  // then watch for attribution.ReceiptSettled; contributors claim with api.tx.attribution.claimRewards()`);
+  // then watch for attribution.ReceiptSettled; once the receipt matures (attribution.RewardsReleased,
+  // 10 blocks later on this chain) contributors claim with api.tx.attribution.claimRewards()`);
 process.exit(0);
