@@ -17,7 +17,7 @@ use frame_support::{
 	},
 	BoundedVec,
 };
-use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
+use frame_system::RawOrigin;
 use pallet_datanets::{ContributionId, DatanetsInspect};
 use pallet_model_registry::{LineageEntry, ModelId, ModelsInspect};
 use sp_core::H256;
@@ -174,7 +174,7 @@ fn signed_receipt<T: Config>(
 		weights: BoundedVec::truncate_from(weights(&ids)),
 		output,
 	};
-	let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+	let genesis = Pallet::<T>::genesis_hash();
 	let signature = key.sign(&receipt.signing_payload(&genesis)).ok_or("the key signs")?;
 	Ok((receipt, signature, contributors))
 }
@@ -237,7 +237,7 @@ fn ballot<T: Config>(
 ) -> Result<(T::AccountId, H256, <T::OperatorKey as RuntimeAppPublic>::Signature), BenchmarkError> {
 	let dispute = Disputes::<T>::get(request_id).ok_or("the dispute is open")?;
 	let attestation = attestation(&dispute.claimed_record_hash, &dispute.claimed_weights);
-	let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+	let genesis = Pallet::<T>::genesis_hash();
 	let signature =
 		key.sign(&vote_payload(&genesis, request_id, &attestation)).ok_or("the key signs")?;
 	Ok((verifier.clone(), attestation, signature))
@@ -278,7 +278,7 @@ fn signed_batch<T: Config>(
 		charges: BoundedVec::truncate_from(payers.into_iter().map(|who| (who, charge)).collect()),
 		influence: BoundedVec::truncate_from(ids.into_iter().map(|id| (id, each)).collect()),
 	};
-	let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+	let genesis = Pallet::<T>::genesis_hash();
 	let signature = key.sign(&batch.signing_payload(&genesis)).ok_or("the key signs")?;
 	Ok((batch, signature))
 }

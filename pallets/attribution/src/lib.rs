@@ -937,15 +937,8 @@ pub mod pallet {
 			ensure_signed(origin)?;
 			let now = frame_system::Pallet::<T>::block_number();
 			let window = DisputeConfig::<T>::get().challenge_window;
-			let settled_at = match &settlement {
-				Settlement::Receipt(id) => Receipts::<T>::get(id)
-					.filter(|r| r.status == ReceiptStatus::Maturing)
-					.map(|r| r.settled_at),
-				Settlement::Batch(operator, nonce) => Batches::<T>::get(operator, nonce)
-					.filter(|b| b.status == ReceiptStatus::Maturing)
-					.map(|b| b.settled_at),
-			}
-			.ok_or(Error::<T>::NotMaturing)?;
+			let settled_at =
+				Self::maturing_since(&settlement).ok_or(Error::<T>::NotMaturing)?;
 			ensure!(now > settled_at.saturating_add(window), Error::<T>::NotMatured);
 			Self::release_settlement(&settlement)
 		}
@@ -1069,17 +1062,50 @@ pub mod pallet {
 			fee: BalanceOf<T>,
 			weights: &[(ContributionId, Ppm)],
 		) -> (FeeParts<BalanceOf<T>>, BalanceOf<T>, alloc::vec::Vec<BalanceOf<T>>) {
-			let params = FeeParams::<T>::get();
-			let shared = fee.saturating_sub(params.platform_fee);
-			let owner = params.owner.mul_floor(shared);
-			let stakers = params.stakers.mul_floor(shared);
-			let pool = params.contributors.mul_floor(shared);
+			let shared = fee.saturating_sub(FeeParams::<T>::get().platform_fee);
+			let (owner, stakers, pool) = Self::shares(shared);
 			let amounts = Self::split_pool(pool, weights);
 			let contributors =
 				amounts.iter().fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(*b));
 			let treasury =
 				fee.saturating_sub(owner).saturating_sub(stakers).saturating_sub(contributors);
 			(FeeParts { fee, owner, stakers, contributors, treasury }, pool, amounts)
+		}
+
+		/// The owner's, the stakers' and the contributors' parts of the shared fee, each rounded
+		/// down.
+		fn shares(shared: BalanceOf<T>) -> (BalanceOf<T>, BalanceOf<T>, BalanceOf<T>) {
+			let params = FeeParams::<T>::get();
+			(
+				params.owner.mul_floor(shared),
+				params.stakers.mul_floor(shared),
+				params.contributors.mul_floor(shared),
+			)
+		}
+
+		/// The hash of block 0, which every signed payload names so it is valid on one chain.
+		pub fn genesis_hash() -> T::Hash {
+			frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero())
+		}
+
+		/// Appends a settlement to the maturity queue.
+		fn enqueue(settlement: Settlement<T::AccountId>) {
+			let tail = MaturityTail::<T>::get();
+			MaturityQueue::<T>::insert(tail, settlement);
+			MaturityTail::<T>::put(tail.saturating_add(1));
+		}
+
+		/// The block a still-maturing settlement was settled at; `None` once challenged or
+		/// final.
+		fn maturing_since(settlement: &Settlement<T::AccountId>) -> Option<BlockNumberFor<T>> {
+			let maturing = |status: ReceiptStatus| status == ReceiptStatus::Maturing;
+			match settlement {
+				Settlement::Receipt(id) =>
+					Receipts::<T>::get(id).filter(|r| maturing(r.status)).map(|r| r.settled_at),
+				Settlement::Batch(operator, nonce) => Batches::<T>::get(operator, nonce)
+					.filter(|b| maturing(b.status))
+					.map(|b| b.settled_at),
+			}
 		}
 
 		/// Each weighted contribution's part of `pool`, rounded down.
@@ -1129,7 +1155,7 @@ pub mod pallet {
 			};
 			ensure!(receipt.operator == request.operator, Error::<T>::NotAssignedOperator);
 			let operator = Operators::<T>::get(&receipt.operator).ok_or(Error::<T>::NotOperator)?;
-			let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+			let genesis = Self::genesis_hash();
 			ensure!(
 				operator.key.verify(&receipt.signing_payload(&genesis), signature),
 				Error::<T>::BadSignature
@@ -1267,9 +1293,7 @@ pub mod pallet {
 					status: ReceiptStatus::Maturing,
 				},
 			);
-			let tail = MaturityTail::<T>::get();
-			MaturityQueue::<T>::insert(tail, Settlement::Receipt(request_id));
-			MaturityTail::<T>::put(tail.saturating_add(1));
+			Self::enqueue(Settlement::Receipt(request_id));
 			Self::deposit_event(Event::ReceiptSettled {
 				request_id,
 				operator: receipt.operator,
@@ -1360,15 +1384,7 @@ pub mod pallet {
 			while head < tail && !remaining.any_lt(used.saturating_add(per_item)) {
 				used = used.saturating_add(per_item);
 				let Some(settlement) = MaturityQueue::<T>::get(head) else { break };
-				let maturing_since = match &settlement {
-					Settlement::Receipt(id) => Receipts::<T>::get(id)
-						.filter(|r| r.status == ReceiptStatus::Maturing)
-						.map(|r| r.settled_at),
-					Settlement::Batch(operator, nonce) => Batches::<T>::get(operator, nonce)
-						.filter(|b| b.status == ReceiptStatus::Maturing)
-						.map(|b| b.settled_at),
-				};
-				if let Some(settled_at) = maturing_since {
+				if let Some(settled_at) = Self::maturing_since(&settlement) {
 					if now <= settled_at.saturating_add(window) {
 						break;
 					}
@@ -1396,7 +1412,7 @@ pub mod pallet {
 			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
 		) -> Result<CheckedBatch<T>, Error<T>> {
 			let operator = Operators::<T>::get(&batch.operator).ok_or(Error::<T>::NotOperator)?;
-			let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+			let genesis = Self::genesis_hash();
 			ensure!(
 				operator.key.verify(&batch.signing_payload(&genesis), signature),
 				Error::<T>::BadSignature
@@ -1449,15 +1465,13 @@ pub mod pallet {
 					Fortitude::Force,
 				)?;
 			}
-			let params = FeeParams::<T>::get();
-			let owner_part = params.owner.mul_floor(shared);
-			let stakers = params.stakers.mul_floor(shared);
-			let pool = params.contributors.mul_floor(shared);
+			let contributors_share = FeeParams::<T>::get().contributors;
+			let (owner_part, stakers, pool) = Self::shares(shared);
 			let credits: alloc::vec::Vec<_> = batch
 				.influence
 				.iter()
 				.zip(contributors)
-				.map(|((id, influence), who)| (*id, who, params.contributors.mul_floor(*influence)))
+				.map(|((id, influence), who)| (*id, who, contributors_share.mul_floor(*influence)))
 				.filter(|(_, _, amount)| !amount.is_zero())
 				.collect();
 			let contributors_part =
@@ -1497,9 +1511,7 @@ pub mod pallet {
 					status: ReceiptStatus::Maturing,
 				},
 			);
-			let tail = MaturityTail::<T>::get();
-			MaturityQueue::<T>::insert(tail, Settlement::Batch(batch.operator.clone(), nonce));
-			MaturityTail::<T>::put(tail.saturating_add(1));
+			Self::enqueue(Settlement::Batch(batch.operator.clone(), nonce));
 			Self::deposit_event(Event::BatchSettled {
 				operator: batch.operator,
 				nonce,
@@ -1536,7 +1548,7 @@ pub mod pallet {
 				.ok_or(Error::<T>::NotVerifier)?;
 			ensure!(dispute.votes[index].is_none(), Error::<T>::AlreadyVoted);
 			let key = Operators::<T>::get(verifier).ok_or(Error::<T>::NotOperator)?.key;
-			let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+			let genesis = Self::genesis_hash();
 			ensure!(
 				key.verify(&vote_payload(&genesis, request_id, attestation), signature),
 				Error::<T>::BadSignature

@@ -31,7 +31,7 @@ use sp_runtime::{
 		storage_lock::{BlockAndTime, StorageLock},
 		Duration,
 	},
-	traits::{BlakeTwo256, Hash, Zero},
+	traits::{BlakeTwo256, Hash},
 	RuntimeAppPublic,
 };
 
@@ -134,10 +134,6 @@ fn job_name(job: &[u8]) -> String {
 	format!("job 0x{}", HexDisplay::from(&job))
 }
 
-fn genesis<T: Config>() -> T::Hash {
-	frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero())
-}
-
 /// The signed receipt for an assigned request.
 fn answer<T: Config>(
 	key: &T::OperatorKey,
@@ -147,7 +143,7 @@ fn answer<T: Config>(
 ) -> Result<Call<T>, String> {
 	let receipt = infer::<T>(operator, request_id, request)?;
 	let signature = key
-		.sign(&receipt.signing_payload(&genesis::<T>()))
+		.sign(&receipt.signing_payload(&Pallet::<T>::genesis_hash()))
 		.ok_or("the keystore cannot sign with the attribution key")?;
 	log::info!(target: LOG, "request {request_id}: receipt made");
 	Ok(Call::<T>::submit_receipt { receipt, signature })
@@ -172,7 +168,7 @@ fn verify<T: Config>(
 	let answer = run_engine(&model.adapter_hash, prompt, record.max_output_tokens, ask)?;
 	let attestation = attestation(&answer.record_hash, &answer.weights);
 	let signature = key
-		.sign(&vote_payload(&genesis::<T>(), request_id, &attestation))
+		.sign(&vote_payload(&Pallet::<T>::genesis_hash(), request_id, &attestation))
 		.ok_or("the keystore cannot sign with the attribution key")?;
 	log::info!(
 		target: LOG,
