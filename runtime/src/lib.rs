@@ -359,7 +359,29 @@ impl pallet_attribution::Config for Runtime {
 	// Operators settle what they served within the hour before a payer's credit can leave.
 	type CreditUnlockDelay = ConstU32<HOURS>;
 	type ReceiptPriority = ReceiptPriority;
+	type RequestSignature = Signature;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = RequestSigner;
 	type WeightInfo = pallet_attribution::weights::SubstrateWeight<Runtime>;
+}
+
+/// Signs prepaid requests for the attribution benchmarks with a fresh sr25519 key from the
+/// benchmark's keystore, as a wallet would.
+#[cfg(feature = "runtime-benchmarks")]
+pub struct RequestSigner;
+
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_attribution::BenchmarkHelper<AccountId, Signature> for RequestSigner {
+	fn sign_request(message: &[u8]) -> (AccountId, Signature) {
+		use sp_runtime::RuntimeAppPublic;
+		let public = pallet_attribution::crypto::Public::generate_pair(None);
+		let signature =
+			public.sign(&message).expect("the benchmark keystore signs with the key it generated");
+		(
+			AccountId::from(sp_core::sr25519::Public::from(public)),
+			Signature::from(sp_core::sr25519::Signature::from(signature)),
+		)
+	}
 }
 
 impl<LocalCall> frame_system::offchain::CreateTransactionBase<LocalCall> for Runtime

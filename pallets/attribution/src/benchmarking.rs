@@ -253,6 +253,7 @@ fn signed_batch<T: Config>(
 	let owner = funded::<T>("model owner", 0);
 	let (lineage, ids, _) = contributions::<T>(&owner, c);
 	let model_id = T::Models::register_for_benchmark(owner, lineage, price::<T>());
+	let rates = Pallet::<T>::rates(&T::Models::served_model(model_id).ok_or("the model is served")?);
 	let operator = funded::<T>("operator", 0);
 	let key = register::<T>(&operator, BoundedVec::truncate_from(vec![model_id]));
 	let charge = price::<T>();
@@ -275,12 +276,94 @@ fn signed_batch<T: Config>(
 		nonce: 0,
 		receipts_root: H256::repeat_byte(5),
 		receipts,
-		charges: BoundedVec::truncate_from(payers.into_iter().map(|who| (who, charge)).collect()),
+		rates,
+		charges: BoundedVec::truncate_from(
+			payers
+				.into_iter()
+				.map(|payer| Charge { payer, amount: charge, first_nonce: 0, last_nonce: 9 })
+				.collect(),
+		),
 		influence: BoundedVec::truncate_from(ids.into_iter().map(|id| (id, each)).collect()),
 	};
 	let genesis = Pallet::<T>::genesis_hash();
 	let signature = key.sign(&batch.signing_payload(&genesis)).ok_or("the key signs")?;
 	Ok((batch, signature))
+}
+
+/// An operator's settled batch of one receipt from each of `p` payers but the highest, which is
+/// charged without one when `leafless`. The receipt of `T::BenchmarkHelper`'s payer, one of
+/// them, is truly signed and overcharged by one. Returns the operator, the leaves, the charges
+/// and the signed leaf's index.
+fn settled_leaves<T: Config>(
+	p: u32,
+	leafless: bool,
+) -> Result<(T::AccountId, Vec<BatchLeaf<T>>, Vec<Charge<T::AccountId, BalanceOf<T>>>, u32), BenchmarkError> {
+	fund_pots::<T>();
+	let owner = funded::<T>("model owner", 0);
+	let (lineage, _, _) = contributions::<T>(&owner, 1);
+	let model_id = T::Models::register_for_benchmark(owner, lineage, price::<T>());
+	let model = T::Models::served_model(model_id).ok_or("the model is served")?;
+	let rates = Pallet::<T>::rates(&model);
+	let operator = funded::<T>("operator", 0);
+	let key = register::<T>(&operator, BoundedVec::truncate_from(vec![model_id]));
+	let genesis = Pallet::<T>::genesis_hash();
+
+	let fee = rates.fee(1, 1);
+	let max_fee = fee.saturating_mul(2u32.into());
+	let message = request_payload(&genesis, &model.adapter_hash, &H256::zero(), 1, 1, &max_fee);
+	let (signer, signature) = T::BenchmarkHelper::sign_request(&message);
+	T::Currency::set_balance(&signer, rich::<T>());
+	let mut payers: Vec<T::AccountId> =
+		core::iter::once(signer.clone()).chain((1..p).map(|i| funded::<T>("payer", i))).collect();
+	payers.sort();
+	let with_leaves = if leafless { p.saturating_sub(1) } else { p } as usize;
+	let leaves: Vec<BatchLeaf<T>> = payers[..with_leaves]
+		.iter()
+		.map(|payer| {
+			let fee = if *payer == signer { fee.saturating_add(One::one()) } else { fee };
+			BatchLeaf {
+				payer: payer.clone(),
+				nonce: 1,
+				max_fee,
+				signature: signature.clone(),
+				prompt_hash: H256::zero(),
+				max_tokens: 1,
+				output_hash: H256::zero(),
+				input_tokens: 1,
+				output_tokens: 1,
+				attestation: H256::zero(),
+				fee,
+				payer_total: fee,
+			}
+		})
+		.collect();
+	let charges: Vec<Charge<T::AccountId, BalanceOf<T>>> = payers
+		.iter()
+		.map(|payer| {
+			Pallet::<T>::deposit_credit(RawOrigin::Signed(payer.clone()).into(), price::<T>())
+				.expect("a funded payer deposits");
+			let amount = leaves.iter().find(|l| &l.payer == payer).map_or(fee, |l| l.fee);
+			Charge { payer: payer.clone(), amount, first_nonce: 1, last_nonce: 1 }
+		})
+		.collect();
+	let batch = ReceiptBatch::<T> {
+		operator: operator.clone(),
+		model_id,
+		nonce: 0,
+		receipts_root: fraud::batch_root(&leaves),
+		receipts: leaves.len() as u32,
+		rates,
+		charges: BoundedVec::truncate_from(charges.clone()),
+		influence: BoundedVec::new(),
+	};
+	let batch_signature = key.sign(&batch.signing_payload(&genesis)).ok_or("the key signs")?;
+	Pallet::<T>::submit_receipt_batch(
+		RawOrigin::Signed(whitelisted_caller()).into(),
+		batch,
+		batch_signature,
+	)?;
+	let signed_index = payers.iter().position(|p| *p == signer).unwrap_or(0) as u32;
+	Ok((operator, leaves, charges, signed_index))
 }
 
 #[benchmarks]
@@ -606,6 +689,47 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(origin as T::RuntimeOrigin, split);
 		assert_eq!(FeeParams::<T>::get(), split);
+		Ok(())
+	}
+
+	/// A truly signed leaf whose fee is off: every check of a leaf runs.
+	#[benchmark]
+	fn challenge_batch_leaf(p: Linear<1, { T::MaxBatchPayers::get() }>) -> Result<(), BenchmarkError> {
+		let (operator, leaves, charges, signed) = settled_leaves::<T>(p, false)?;
+		let fraud = BatchFraud::Leaf(fraud::prove_leaf(&leaves, signed).ok_or("in the batch")?);
+		let challenger = funded::<T>("challenger", 0);
+		#[extrinsic_call]
+		challenge_batch(
+			RawOrigin::Signed(challenger),
+			operator.clone(),
+			0,
+			BoundedVec::truncate_from(charges),
+			fraud,
+		);
+		assert!(Batches::<T>::get(&operator, 0).is_some_and(|b| b.fraud_proven));
+		Ok(())
+	}
+
+	/// The last leaf and the batch's end, with a payer charged after it: both proofs and the
+	/// whole charge list are checked.
+	#[benchmark]
+	fn challenge_batch_seam(p: Linear<2, { T::MaxBatchPayers::get() }>) -> Result<(), BenchmarkError> {
+		let (operator, leaves, charges, _) = settled_leaves::<T>(p, true)?;
+		let last = leaves.len() as u32 - 1;
+		let fraud = BatchFraud::Seam {
+			left: Some(fraud::prove_leaf(&leaves, last).ok_or("in the batch")?),
+			right: None,
+		};
+		let challenger = funded::<T>("challenger", 0);
+		#[extrinsic_call]
+		challenge_batch(
+			RawOrigin::Signed(challenger),
+			operator.clone(),
+			0,
+			BoundedVec::truncate_from(charges),
+			fraud,
+		);
+		assert!(Batches::<T>::get(&operator, 0).is_some_and(|b| b.fraud_proven));
 		Ok(())
 	}
 

@@ -73,6 +73,7 @@ mod mock;
 pub mod offchain;
 #[cfg(test)]
 mod tests;
+mod fraud;
 mod types;
 pub mod weights;
 
@@ -84,6 +85,14 @@ use frame_support::traits::fungible;
 
 pub type BalanceOf<T> =
 	<<T as Config>::Currency as fungible::Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+
+/// Makes a payer's signed request for the `challenge_batch` benchmark, which does not know the
+/// runtime's signature scheme.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId, Signature> {
+	/// A payer and its signature of `message`.
+	fn sign_request(message: &[u8]) -> (AccountId, Signature);
+}
 
 /// The operators' attribution keys: sr25519, key type `attr`.
 pub mod crypto {
@@ -109,7 +118,7 @@ pub mod pallet {
 	use pallet_datanets::DatanetsInspect;
 	use pallet_model_registry::{ModelsInspect, ServedModel};
 	use sp_runtime::{
-		traits::{AccountIdConversion, BlakeTwo256, Hash, Saturating, Zero},
+		traits::{AccountIdConversion, BlakeTwo256, Hash, IdentifyAccount, Saturating, Verify, Zero},
 		Perbill, RuntimeAppPublic,
 	};
 	use pallet_datanets::ContributionId;
@@ -208,6 +217,16 @@ pub mod pallet {
 		/// settle what they served against the credit.
 		#[pallet::constant]
 		type CreditUnlockDelay: Get<BlockNumberFor<Self>>;
+
+		/// A prepaid payer's signature of a request (the runtime's `MultiSignature`: wallets
+		/// sign sr25519).
+		type RequestSignature: Parameter
+			+ Verify<Signer: IdentifyAccount<AccountId = Self::AccountId>>
+			+ From<sp_core::sr25519::Signature>;
+
+		/// Signs requests for the `challenge_batch` benchmark.
+		#[cfg(feature = "runtime-benchmarks")]
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId, Self::RequestSignature>;
 
 		/// Transaction-pool priority of receipts from off-chain workers.
 		#[pallet::constant]
@@ -321,6 +340,11 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Batches<T: Config> =
 		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, u64, BatchRecord<T>>;
+
+	/// Each prepaid payer's highest request nonce settled in a batch: a batch charges only
+	/// nonces above it.
+	#[pallet::storage]
+	pub type SettledNonce<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u64>;
 
 	/// Credit a payer asked to withdraw, and from which block it may: until then batches still
 	/// charge it.
@@ -440,6 +464,18 @@ pub mod pallet {
 			to_winner: BalanceOf<T>,
 		},
 		DisputeParamsSet { params: DisputeParams<BalanceOf<T>, BlockNumberFor<T>> },
+		/// A batch was proven wrong: `payer` got `refunded` back from the operator's bond,
+		/// `slashed` more was taken from it, `to_challenger` of that to the challenger, and the
+		/// batch's maturing pool went to the treasury.
+		BatchFraudProven {
+			operator: T::AccountId,
+			nonce: u64,
+			kind: FraudKind,
+			payer: T::AccountId,
+			refunded: BalanceOf<T>,
+			slashed: BalanceOf<T>,
+			to_challenger: BalanceOf<T>,
+		},
 	}
 
 	#[pallet::error]
@@ -555,6 +591,22 @@ pub mod pallet {
 		InvalidInfluence,
 		/// Nothing to unlock or withdraw, or the unlock delay has not passed.
 		CreditLocked,
+		/// The batch's rates are not the model's prices and platform fee now.
+		StaleRates,
+		/// A charge's nonces must satisfy `SettledNonce < first_nonce <= last_nonce`.
+		InvalidNonces,
+		/// No settled batch with this operator and number.
+		NoBatch,
+		/// The batch was already proven wrong.
+		FraudAlreadyProven,
+		/// The charges are not the batch's.
+		ChargesMismatch,
+		/// A leaf's Merkle proof does not lead to the batch's root.
+		BadMerkleProof,
+		/// The leaves of a seam are not consecutive, or not the first or last.
+		NotAdjacent,
+		/// The leaves are consistent: nothing is proven.
+		NotFraud,
 	}
 
 	#[pallet::hooks]
@@ -1029,6 +1081,44 @@ pub mod pallet {
 			let checked = Self::check_batch(&batch, &signature)?;
 			Self::settle_batch(batch, checked)
 		}
+
+		/// Proves a settled batch wrong from its own leaves (see [`BatchFraud`]), restating the
+		/// batch's charges. The wronged payer gets back what it lost, up to its charge, from
+		/// the operator's bond; `slash` of the rest of the bond is taken, `winner_share` of that
+		/// to the caller; a maturing batch's contributors' pool goes to the treasury. One proof
+		/// per batch. Needs no bond: a proof that does not hold fails.
+		#[pallet::call_index(18)]
+		#[pallet::weight(T::WeightInfo::challenge_batch_leaf(charges.len() as u32)
+			.max(T::WeightInfo::challenge_batch_seam(charges.len() as u32)))]
+		pub fn challenge_batch(
+			origin: OriginFor<T>,
+			operator: T::AccountId,
+			nonce: u64,
+			charges: BoundedVec<Charge<T::AccountId, BalanceOf<T>>, T::MaxBatchPayers>,
+			fraud: BatchFraud<T>,
+		) -> DispatchResult {
+			let challenger = ensure_signed(origin)?;
+			let mut record = Batches::<T>::get(&operator, nonce).ok_or(Error::<T>::NoBatch)?;
+			ensure!(!record.fraud_proven, Error::<T>::FraudAlreadyProven);
+			ensure!(
+				BlakeTwo256::hash_of(&charges) == record.charges_hash,
+				Error::<T>::ChargesMismatch
+			);
+			let (kind, payer, loss) = Self::check_fraud(&record, &charges, &fraud)?;
+			let (refunded, slashed, to_challenger) =
+				Self::punish_fraud(&operator, &mut record, &payer, loss, &challenger)?;
+			Batches::<T>::insert(&operator, nonce, record);
+			Self::deposit_event(Event::BatchFraudProven {
+				operator,
+				nonce,
+				kind,
+				payer,
+				refunded,
+				slashed,
+				to_challenger,
+			});
+			Ok(())
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
@@ -1042,18 +1132,22 @@ pub mod pallet {
 			(bytes as u32).saturating_add(T::MaxSpecialTokens::get())
 		}
 
-		/// `F = T_in·R_in/1000 + T_out·R_out/1000 + platform_fee`, the division rounding down
-		/// once over the sum.
+		/// The fee at the model's current rates (see [`Rates::fee`]).
 		pub fn fee(
 			model: &ServedModel<T::AccountId, BalanceOf<T>>,
 			input_tokens: u32,
 			output_tokens: u32,
 		) -> BalanceOf<T> {
-			let per_thousand = model
-				.price_in
-				.saturating_mul(input_tokens.into())
-				.saturating_add(model.price_out.saturating_mul(output_tokens.into()));
-			(per_thousand / 1000u32.into()).saturating_add(FeeParams::<T>::get().platform_fee)
+			Self::rates(model).fee(input_tokens, output_tokens)
+		}
+
+		/// The model's prices and the platform fee now.
+		pub fn rates(model: &ServedModel<T::AccountId, BalanceOf<T>>) -> Rates<BalanceOf<T>> {
+			Rates {
+				price_in: model.price_in,
+				price_out: model.price_out,
+				platform_fee: FeeParams::<T>::get().platform_fee,
+			}
 		}
 
 		/// The parts of `fee`, the contributors' pool (before its split's rounding) and each
@@ -1420,18 +1514,25 @@ pub mod pallet {
 			ensure!(batch.nonce == BatchNonce::<T>::get(&batch.operator), Error::<T>::BadBatchNonce);
 			ensure!(operator.models.contains(&batch.model_id), Error::<T>::NotModelOperator);
 			let model = T::Models::served_model(batch.model_id).ok_or(Error::<T>::ModelNotFound)?;
+			ensure!(batch.rates == Self::rates(&model), Error::<T>::StaleRates);
 			ensure!(batch.receipts > 0 && !batch.charges.is_empty(), Error::<T>::EmptyBatch);
 			ensure!(
-				batch.charges.windows(2).all(|w| w[0].0 < w[1].0) &&
-					batch.charges.iter().all(|(_, charge)| !charge.is_zero()),
+				batch.charges.windows(2).all(|w| w[0].payer < w[1].payer) &&
+					batch.charges.iter().all(|c| !c.amount.is_zero()),
 				Error::<T>::InvalidCharges
 			);
 			let mut fee = BalanceOf::<T>::zero();
-			for (payer, charge) in batch.charges.iter() {
-				ensure!(*charge <= Self::credit_of(payer), Error::<T>::InsufficientCredit);
-				fee = fee.checked_add(charge).ok_or(Error::<T>::InvalidCharges)?;
+			for charge in batch.charges.iter() {
+				ensure!(
+					charge.first_nonce <= charge.last_nonce &&
+						SettledNonce::<T>::get(&charge.payer)
+							.map_or(true, |settled| charge.first_nonce > settled),
+					Error::<T>::InvalidNonces
+				);
+				ensure!(charge.amount <= Self::credit_of(&charge.payer), Error::<T>::InsufficientCredit);
+				fee = fee.checked_add(&charge.amount).ok_or(Error::<T>::InvalidCharges)?;
 			}
-			let platform = FeeParams::<T>::get().platform_fee.saturating_mul(batch.receipts.into());
+			let platform = batch.rates.platform_fee.saturating_mul(batch.receipts.into());
 			let shared = fee.checked_sub(&platform).ok_or(Error::<T>::InvalidCharges)?;
 			let influence = &batch.influence;
 			let total = influence
@@ -1448,22 +1549,29 @@ pub mod pallet {
 				.iter()
 				.map(|(contribution_id, _)| Self::lineage_contributor(*contribution_id, &model))
 				.collect::<Result<_, _>>()?;
-			Ok(CheckedBatch { owner: model.owner, fee, shared, contributors })
+			Ok(CheckedBatch {
+				owner: model.owner,
+				adapter_hash: model.adapter_hash,
+				fee,
+				shared,
+				contributors,
+			})
 		}
 
 		fn settle_batch(batch: ReceiptBatch<T>, checked: CheckedBatch<T>) -> DispatchResult {
-			let CheckedBatch { owner, fee, shared, contributors } = checked;
+			let CheckedBatch { owner, adapter_hash, fee, shared, contributors } = checked;
 			let pot = Self::reward_pot();
-			for (payer, charge) in batch.charges.iter() {
+			for charge in batch.charges.iter() {
 				T::Currency::transfer_on_hold(
 					&HoldReason::Credit.into(),
-					payer,
+					&charge.payer,
 					&pot,
-					*charge,
+					charge.amount,
 					Precision::Exact,
 					Restriction::Free,
 					Fortitude::Force,
 				)?;
+				SettledNonce::<T>::insert(&charge.payer, charge.last_nonce);
 			}
 			let contributors_share = FeeParams::<T>::get().contributors;
 			let (owner_part, stakers, pool) = Self::shares(shared);
@@ -1502,13 +1610,17 @@ pub mod pallet {
 				nonce,
 				BatchRecord {
 					model_id: batch.model_id,
+					adapter_hash,
 					receipts_root: batch.receipts_root,
 					receipts: batch.receipts,
+					rates: batch.rates,
+					charges_hash: BlakeTwo256::hash_of(&batch.charges),
 					fee,
 					pool,
 					credits: BoundedVec::truncate_from(credits),
 					settled_at: now,
 					status: ReceiptStatus::Maturing,
+					fraud_proven: false,
 				},
 			);
 			Self::enqueue(Settlement::Batch(batch.operator.clone(), nonce));
@@ -1641,7 +1753,7 @@ pub mod pallet {
 
 		/// Takes `amount` of `loser`'s hold `reason`: `winner_share` of it to `winner`, the rest
 		/// to the treasury. Returns what was taken and what the winner got.
-		fn forfeit(
+		pub(crate) fn forfeit(
 			reason: &T::RuntimeHoldReason,
 			loser: &T::AccountId,
 			amount: BalanceOf<T>,

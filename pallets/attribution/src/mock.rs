@@ -7,7 +7,9 @@
 //! the message, so signing and verifying need no keystore.
 
 use crate as pallet_attribution;
+use codec::{Decode, DecodeWithMemTracking, Encode};
 use core::cell::RefCell;
+use scale_info::TypeInfo;
 use frame_support::{derive_impl, parameter_types, traits::ConstU32, PalletId};
 use pallet_datanets::{ContributionId, DatanetId, DatanetsInspect, PublishedContribution};
 use pallet_model_registry::{LineageEntry, ModelId, ModelsInspect, ServedModel};
@@ -133,7 +135,38 @@ impl pallet_attribution::Config for Test {
 	type MaxBatchContributions = ConstU32<4>;
 	type CreditUnlockDelay = frame_support::traits::ConstU64<5>;
 	type ReceiptPriority = frame_support::traits::ConstU64<100>;
+	type RequestSignature = PayerSignature;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = PayerSignature;
 	type WeightInfo = ();
+}
+
+/// A payer's signature in the mock, whose accounts are numbers: the account and the message,
+/// like `TestSignature`.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct PayerSignature(pub AccountId, pub Vec<u8>);
+
+impl sp_runtime::traits::Verify for PayerSignature {
+	type Signer = UintAuthorityId;
+	fn verify<L: sp_runtime::traits::Lazy<[u8]>>(&self, mut msg: L, signer: &AccountId) -> bool {
+		*signer == self.0 && msg.get() == self.1.as_slice()
+	}
+}
+
+/// The off-chain worker's conversion of an engine's sr25519 signature; the mock's accounts
+/// have no sr25519 keys, so it never verifies.
+impl From<sp_core::sr25519::Signature> for PayerSignature {
+	fn from(_: sp_core::sr25519::Signature) -> Self {
+		Self(AccountId::MAX, Vec::new())
+	}
+}
+
+/// Signs as the benchmarks' payer, account 77.
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::BenchmarkHelper<AccountId, PayerSignature> for PayerSignature {
+	fn sign_request(message: &[u8]) -> (AccountId, PayerSignature) {
+		(77, PayerSignature(77, message.to_vec()))
+	}
 }
 
 thread_local! {

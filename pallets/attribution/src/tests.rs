@@ -8,7 +8,8 @@ use crate::{
 	mock::*, Assigned, AttributionMethod, Call, DisputeOutcome, Error, Event, FeeParams, FeeParts, FeeSplit,
 	HoldReason, ModelOperators, NextRequestId, OperatorByKey, OperatorInfo, Operators, Ppm,
 	Receipt, ReceiptBatch, ReceiptRecord, ReceiptStatus, Receipts, RequestId, RequestInfo, Requests,
-	Rewards, Settlement,
+	Rewards, Settlement, BatchFraud, BatchLeaf, Charge, FraudKind, ProvenLeaf, Rates, DisputeConfig,
+	request_payload, fraud::{batch_root, prove_leaf},
 };
 use codec::{Decode, Encode};
 use frame_support::{
@@ -1888,8 +1889,25 @@ fn credit_held(who: AccountId) -> Balance {
 	Balances::balance_on_hold(&RuntimeHoldReason::Attribution(HoldReason::Credit), &who)
 }
 
+/// Charges of `(payer, amount)`, each for its requests with nonces 1 and 2.
+fn charges(
+	list: &[(AccountId, Balance)],
+) -> BoundedVec<Charge<AccountId, Balance>, <Test as crate::Config>::MaxBatchPayers> {
+	bounded(
+		&list
+			.iter()
+			.map(|&(payer, amount)| Charge { payer, amount, first_nonce: 1, last_nonce: 2 })
+			.collect::<Vec<_>>(),
+	)
+}
+
+fn rates() -> Rates<Balance> {
+	Rates { price_in: PRICE_IN, price_out: PRICE_OUT, platform_fee: FeeParams::<Test>::get().platform_fee }
+}
+
 /// ALICE's first batch for the World's model: three receipts, CHARLIE paying 2_000 and GRACE
-/// 1_000, EVE's first contribution weighing 500 of the shared fee and FERDIE's 1_000.
+/// 1_000, EVE's first contribution weighing 500 of the shared fee and FERDIE's 1_000. Its
+/// aggregates only: the root commits to no leaves.
 fn batch(w: &World) -> ReceiptBatch<Test> {
 	ReceiptBatch {
 		operator: ALICE,
@@ -1897,7 +1915,8 @@ fn batch(w: &World) -> ReceiptBatch<Test> {
 		nonce: 0,
 		receipts_root: H256::repeat_byte(0x55),
 		receipts: 3,
-		charges: bounded(&[(CHARLIE, 2_000), (GRACE, 1_000)]),
+		rates: rates(),
+		charges: charges(&[(CHARLIE, 2_000), (GRACE, 1_000)]),
 		influence: bounded(&[(w.eve1, 500), (w.ferdie, 1_000)]),
 	}
 }
@@ -1975,12 +1994,20 @@ fn a_batch_charges_each_payers_credit_and_splits_the_total() {
 		));
 		let mut next = batch(&w);
 		next.nonce = 1;
-		next.charges = bounded(&[(CHARLIE, 29)]);
 		next.influence = bounded(&[]);
+		next.charges = charges(&[(CHARLIE, 30)]);
+		next.rates.platform_fee = 0;
+		assert_noop!(submit_batch(next.clone()), Error::<Test>::StaleRates);
+		next.rates = rates();
+		// CHARLIE's requests 1 and 2 are settled: charging them again is refused.
+		assert_noop!(submit_batch(next.clone()), Error::<Test>::InvalidNonces);
+		assert_eq!(crate::SettledNonce::<Test>::get(CHARLIE), Some(2));
+		next.charges = bounded(&[Charge { payer: CHARLIE, amount: 29, first_nonce: 3, last_nonce: 3 }]);
 		assert_noop!(submit_batch(next.clone()), Error::<Test>::InvalidCharges);
-		next.charges = bounded(&[(CHARLIE, 30)]);
+		next.charges[0].amount = 30;
 		assert_ok!(submit_batch(next));
 		assert_eq!(free(TREASURY), ED + 750 + 30);
+		assert_eq!(crate::SettledNonce::<Test>::get(CHARLIE), Some(3));
 	});
 }
 
@@ -2004,20 +2031,28 @@ fn batches_are_checked() {
 		assert_noop!(with(&|b| b.model_id = other), Error::<Test>::NotModelOperator);
 		assert_noop!(with(&|b| b.receipts = 0), Error::<Test>::EmptyBatch);
 		assert_noop!(with(&|b| b.charges = bounded(&[])), Error::<Test>::EmptyBatch);
+		assert_noop!(with(&|b| b.rates.price_out += 1), Error::<Test>::StaleRates);
+		assert_noop!(with(&|b| b.rates.platform_fee = 1), Error::<Test>::StaleRates);
 		assert_noop!(
-			with(&|b| b.charges = bounded(&[(GRACE, 1_000), (CHARLIE, 2_000)])),
+			with(&|b| {
+				b.charges[1].first_nonce = 3;
+			}),
+			Error::<Test>::InvalidNonces
+		);
+		assert_noop!(
+			with(&|b| b.charges = charges(&[(GRACE, 1_000), (CHARLIE, 2_000)])),
 			Error::<Test>::InvalidCharges
 		);
 		assert_noop!(
-			with(&|b| b.charges = bounded(&[(CHARLIE, 2_000), (GRACE, 0)])),
+			with(&|b| b.charges = charges(&[(CHARLIE, 2_000), (GRACE, 0)])),
 			Error::<Test>::InvalidCharges
 		);
 		assert_noop!(
-			with(&|b| b.charges = bounded(&[(CHARLIE, 5_001)])),
+			with(&|b| b.charges = charges(&[(CHARLIE, 5_001)])),
 			Error::<Test>::InsufficientCredit
 		);
 		assert_noop!(
-			with(&|b| b.charges = bounded(&[(CHARLIE, 100), (EVE, 1)])),
+			with(&|b| b.charges = charges(&[(CHARLIE, 100), (EVE, 1)])),
 			Error::<Test>::InsufficientCredit
 		);
 		assert_noop!(
@@ -2097,5 +2132,281 @@ fn the_pool_checks_a_batch_and_the_authorized_path_settles_it() {
 			signature
 		));
 		assert_eq!(free(reward_pot()), ED + 1_500);
+	});
+}
+
+// --- Batch fraud proofs ------------------------------------------------------------------------
+
+/// A request `payer` signed for the World's model, served with `input_tokens` and
+/// `output_tokens` and charged at the rates; `payer_total` is left for [`honest`] to fill.
+fn leaf(w: &World, payer: AccountId, nonce: u64, input_tokens: u32, output_tokens: u32) -> BatchLeaf<Test> {
+	let prompt_hash = BlakeTwo256::hash_of(&(payer, nonce));
+	let adapter = MockModels::served_model(w.model).unwrap().adapter_hash;
+	let message = request_payload(&genesis(), &adapter, &prompt_hash, MAX_OUTPUT_TOKENS, nonce, &MAX_FEE);
+	BatchLeaf {
+		payer,
+		nonce,
+		max_fee: MAX_FEE,
+		signature: PayerSignature(payer, message),
+		prompt_hash,
+		max_tokens: MAX_OUTPUT_TOKENS,
+		output_hash: BlakeTwo256::hash_of(&nonce),
+		input_tokens,
+		output_tokens,
+		attestation: H256::zero(),
+		fee: rates().fee(input_tokens, output_tokens),
+		payer_total: 0,
+	}
+}
+
+/// Three requests: CHARLIE's 1 (1 + 1 tokens: (123_457 + 234_567) / 1000 = 358) and 2 (2 + 1:
+/// 481), GRACE's 1 (358).
+fn three_leaves(w: &World) -> Vec<BatchLeaf<Test>> {
+	vec![leaf(w, GRACE, 1, 1, 1), leaf(w, CHARLIE, 2, 2, 1), leaf(w, CHARLIE, 1, 1, 1)]
+}
+
+/// The leaves as an honest operator commits to them: by `(payer, nonce)`, with running totals,
+/// and the charges they add up to.
+fn honest(mut leaves: Vec<BatchLeaf<Test>>) -> (Vec<BatchLeaf<Test>>, Vec<Charge<AccountId, Balance>>) {
+	leaves.sort_by_key(|l| (l.payer, l.nonce));
+	let mut charges: Vec<Charge<AccountId, Balance>> = Vec::new();
+	for i in 0..leaves.len() {
+		let previous = i.checked_sub(1).map(|p| leaves[p].clone()).filter(|p| p.payer == leaves[i].payer);
+		leaves[i].payer_total = previous.map_or(0, |p| p.payer_total) + leaves[i].fee;
+		let l = &leaves[i];
+		match charges.last_mut() {
+			Some(c) if c.payer == l.payer => {
+				c.amount = l.payer_total;
+				c.last_nonce = l.nonce;
+			},
+			_ => charges.push(Charge { payer: l.payer, amount: l.fee, first_nonce: l.nonce, last_nonce: l.nonce }),
+		}
+	}
+	(leaves, charges)
+}
+
+/// Settles ALICE's next batch committing to `leaves` (as they are) with `charges`.
+fn settle_leaves(w: &World, leaves: &[BatchLeaf<Test>], charges: &[Charge<AccountId, Balance>]) -> u64 {
+	let nonce = crate::BatchNonce::<Test>::get(ALICE);
+	assert_ok!(submit_batch(ReceiptBatch {
+		operator: ALICE,
+		model_id: w.model,
+		nonce,
+		receipts_root: batch_root::<Test>(leaves),
+		receipts: leaves.len() as u32,
+		rates: rates(),
+		charges: bounded(charges),
+		influence: bounded(&[(w.eve1, 100)]),
+	}));
+	nonce
+}
+
+fn proven(leaves: &[BatchLeaf<Test>], index: u32) -> ProvenLeaf<Test> {
+	prove_leaf::<Test>(leaves, index).expect("the index is in the batch")
+}
+
+fn seam(leaves: &[BatchLeaf<Test>], left: Option<u32>, right: Option<u32>) -> BatchFraud<Test> {
+	BatchFraud::Seam { left: left.map(|i| proven(leaves, i)), right: right.map(|i| proven(leaves, i)) }
+}
+
+fn challenge_batch(
+	nonce: u64,
+	charges: &[Charge<AccountId, Balance>],
+	fraud: BatchFraud<Test>,
+) -> DispatchResult {
+	Attribution::challenge_batch(signed(FERDIE), ALICE, nonce, bounded(charges), fraud)
+}
+
+#[test]
+fn an_honest_batch_survives_every_fraud_proof() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		let (leaves, charges) = honest(three_leaves(&w));
+		assert_eq!(
+			charges.iter().map(|c| (c.payer, c.amount, c.first_nonce, c.last_nonce)).collect::<Vec<_>>(),
+			vec![(CHARLIE, 358 + 481, 1, 2), (GRACE, 358, 1, 1)]
+		);
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		assert_eq!(credit_held(CHARLIE), 5_000 - 839);
+		for i in 0..3 {
+			assert_noop!(
+				challenge_batch(nonce, &charges, BatchFraud::Leaf(proven(&leaves, i))),
+				Error::<Test>::NotFraud
+			);
+		}
+		for (left, right) in [(None, Some(0)), (Some(0), Some(1)), (Some(1), Some(2)), (Some(2), None)] {
+			assert_noop!(challenge_batch(nonce, &charges, seam(&leaves, left, right)), Error::<Test>::NotFraud);
+		}
+		// Proofs that prove nothing about this batch.
+		assert_noop!(challenge_batch(nonce, &charges, seam(&leaves, Some(0), Some(2))), Error::<Test>::NotAdjacent);
+		assert_noop!(challenge_batch(nonce, &charges, seam(&leaves, Some(1), None)), Error::<Test>::NotAdjacent);
+		assert_noop!(challenge_batch(nonce, &charges, seam(&leaves, None, None)), Error::<Test>::NotAdjacent);
+		let mut moved = proven(&leaves, 1);
+		moved.index = 2;
+		assert_noop!(challenge_batch(nonce, &charges, BatchFraud::Leaf(moved)), Error::<Test>::BadMerkleProof);
+		let mut forged = proven(&leaves, 1);
+		forged.leaf.fee += 1;
+		assert_noop!(challenge_batch(nonce, &charges, BatchFraud::Leaf(forged)), Error::<Test>::BadMerkleProof);
+		let mut restated = charges.clone();
+		restated[0].amount += 1;
+		assert_noop!(
+			challenge_batch(nonce, &restated, BatchFraud::Leaf(proven(&leaves, 0))),
+			Error::<Test>::ChargesMismatch
+		);
+		assert_noop!(
+			challenge_batch(nonce + 1, &charges, BatchFraud::Leaf(proven(&leaves, 0))),
+			Error::<Test>::NoBatch
+		);
+		// The payers' nonces are settled: the same requests cannot be charged again.
+		assert_eq!(crate::SettledNonce::<Test>::get(CHARLIE), Some(2));
+		assert_eq!(crate::SettledNonce::<Test>::get(GRACE), Some(1));
+	});
+}
+
+/// Each proof's refund, slash and the batch after it.
+fn assert_punished(nonce: u64, kind: FraudKind, payer: AccountId, refunded: Balance) {
+	let params = DisputeConfig::<Test>::get();
+	let slashed = params.slash.mul_floor(BOND - refunded);
+	let to_challenger = params.winner_share.mul_floor(slashed);
+	assert_eq!(
+		last_event(),
+		Event::BatchFraudProven { operator: ALICE, nonce, kind, payer, refunded, slashed, to_challenger }
+	);
+	assert_eq!(Operators::<Test>::get(ALICE).unwrap().bond, BOND - refunded - slashed);
+	assert_eq!(
+		Balances::balance_on_hold(&RuntimeHoldReason::Attribution(HoldReason::OperatorBond), &ALICE),
+		BOND - refunded - slashed
+	);
+	let record = crate::Batches::<Test>::get(ALICE, nonce).unwrap();
+	assert!(record.fraud_proven);
+	assert_eq!((record.status, record.credits.len()), (ReceiptStatus::Final, 0));
+}
+
+#[test]
+fn a_leaf_its_payer_did_not_sign_is_refunded_from_the_operators_bond() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		let mut forged = three_leaves(&w);
+		// GRACE never asked for this: the operator signed for her.
+		forged[0].signature = PayerSignature(ALICE, forged[0].signature.1.clone());
+		let (leaves, charges) = honest(forged);
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		let (grace, ferdie, treasury) = (free(GRACE), free(FERDIE), free(TREASURY));
+		let pool = crate::Batches::<Test>::get(ALICE, nonce).unwrap().pool;
+		assert!(pool > 0);
+
+		assert_ok!(challenge_batch(nonce, &charges, BatchFraud::Leaf(proven(&leaves, 2))));
+		assert_punished(nonce, FraudKind::Unsigned, GRACE, 358);
+		assert_eq!(free(GRACE), grace + 358);
+		// 10 % of the 642 left: 64, half to the challenger, half and the voided pool to the
+		// treasury.
+		assert_eq!(free(FERDIE), ferdie + 32);
+		assert_eq!(free(TREASURY), treasury + 32 + pool);
+		// One proof per batch; maturity credits nothing from it.
+		assert_noop!(
+			challenge_batch(nonce, &charges, BatchFraud::Leaf(proven(&leaves, 2))),
+			Error::<Test>::FraudAlreadyProven
+		);
+		mature();
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+	});
+}
+
+#[test]
+fn an_overcharged_leaf_is_proven() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		let mut over = three_leaves(&w);
+		over[1].fee += 1;
+		let (leaves, charges) = honest(over);
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		// CHARLIE's nonce 2 is at index 1; its fee is 482 at rates that give 481.
+		assert_ok!(challenge_batch(nonce, &charges, BatchFraud::Leaf(proven(&leaves, 1))));
+		assert_punished(nonce, FraudKind::Overcharged, CHARLIE, 482);
+
+		// More output than the payer allowed, at the right price, is overcharged too.
+		let mut long = vec![leaf(&w, GRACE, 2, 1, MAX_OUTPUT_TOKENS + 1)];
+		long[0].fee = rates().fee(1, MAX_OUTPUT_TOKENS + 1);
+		let (leaves, charges) = honest(long);
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		assert_ok!(challenge_batch(nonce, &charges, BatchFraud::Leaf(proven(&leaves, 0))));
+		assert_eq!(
+			crate::Batches::<Test>::get(ALICE, nonce).map(|b| b.fraud_proven),
+			Some(true)
+		);
+	});
+}
+
+#[test]
+fn a_request_settled_twice_breaks_the_order() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		let (mut leaves, _) = honest(three_leaves(&w));
+		// CHARLIE's request 2 twice: the totals and the charge agree with each other, but the
+		// order cannot.
+		leaves.insert(2, leaves[1].clone());
+		leaves[2].payer_total = leaves[1].payer_total + leaves[2].fee;
+		let charges = vec![
+			Charge { payer: CHARLIE, amount: leaves[2].payer_total, first_nonce: 1, last_nonce: 2 },
+			Charge { payer: GRACE, amount: 358, first_nonce: 1, last_nonce: 1 },
+		];
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		assert_noop!(challenge_batch(nonce, &charges, seam(&leaves, Some(0), Some(1))), Error::<Test>::NotFraud);
+		assert_ok!(challenge_batch(nonce, &charges, seam(&leaves, Some(1), Some(2))));
+		// CHARLIE paid 358 + 481 + 481 = 1_320; the bond covers 1_000 of it.
+		assert_punished(nonce, FraudKind::Unordered, CHARLIE, BOND);
+	});
+}
+
+#[test]
+fn running_totals_and_charges_must_add_up() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		// A total that skips the previous fee.
+		let (mut leaves, mut charges) = honest(three_leaves(&w));
+		leaves[1].payer_total += 100;
+		charges[0].amount += 100;
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		assert_noop!(challenge_batch(nonce, &charges, seam(&leaves, Some(1), Some(2))), Error::<Test>::NotFraud);
+		assert_ok!(challenge_batch(nonce, &charges, seam(&leaves, Some(0), Some(1))));
+		assert_punished(nonce, FraudKind::WrongTotal, CHARLIE, 939);
+	});
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		// A charge above the payer's last total, at the batch's end.
+		let (leaves, mut charges) = honest(three_leaves(&w));
+		charges[1].amount += 1;
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		assert_ok!(challenge_batch(nonce, &charges, seam(&leaves, Some(2), None)));
+		assert_punished(nonce, FraudKind::WrongCharge, GRACE, 359);
+	});
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		// A first nonce below the payer's first leaf's: earlier requests would look settled.
+		let (leaves, mut charges) = honest(vec![leaf(&w, GRACE, 5, 1, 1)]);
+		charges[0].first_nonce = 3;
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		assert_ok!(challenge_batch(nonce, &charges, seam(&leaves, None, Some(0))));
+		assert_punished(nonce, FraudKind::WrongCharge, GRACE, 358);
+	});
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		deposit_credits();
+		assert_ok!(Attribution::deposit_credit(signed(EVE), 5_000));
+		// EVE is charged between CHARLIE and GRACE without a leaf.
+		let (leaves, mut charges) = honest(three_leaves(&w));
+		assert!(CHARLIE < EVE && EVE < GRACE);
+		charges.insert(1, Charge { payer: EVE, amount: 700, first_nonce: 1, last_nonce: 1 });
+		let nonce = settle_leaves(&w, &leaves, &charges);
+		assert_noop!(challenge_batch(nonce, &charges, seam(&leaves, Some(0), Some(1))), Error::<Test>::NotFraud);
+		assert_ok!(challenge_batch(nonce, &charges, seam(&leaves, Some(1), Some(2))));
+		assert_punished(nonce, FraudKind::WrongCharge, EVE, 700);
 	});
 }

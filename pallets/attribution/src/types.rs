@@ -8,7 +8,8 @@ use pallet_datanets::ContributionId;
 use pallet_model_registry::ModelId;
 use scale_info::TypeInfo;
 use sp_core::H256;
-use sp_runtime::Perbill;
+use frame_support::traits::ConstU32;
+use sp_runtime::{traits::AtLeast32BitUnsigned, Perbill};
 
 /// Index of an on-chain inference request, assigned in order from 0 and never reused.
 pub type RequestId = u64;
@@ -274,9 +275,47 @@ pub enum Settlement<AccountId> {
 	Batch(AccountId, u64),
 }
 
+/// The prices a batch's receipts were charged at: the model's `R_in` and `R_out` per 1,000
+/// tokens and the platform fee, when the batch was settled.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub struct Rates<Balance> {
+	pub price_in: Balance,
+	pub price_out: Balance,
+	pub platform_fee: Balance,
+}
+
+impl<Balance: AtLeast32BitUnsigned + Copy> Rates<Balance> {
+	/// `F = T_in·R_in/1000 + T_out·R_out/1000 + platform_fee`, the division rounding down once
+	/// over the sum.
+	pub fn fee(&self, input_tokens: u32, output_tokens: u32) -> Balance {
+		let per_thousand = self
+			.price_in
+			.saturating_mul(input_tokens.into())
+			.saturating_add(self.price_out.saturating_mul(output_tokens.into()));
+		(per_thousand / 1000u32.into()).saturating_add(self.platform_fee)
+	}
+}
+
+/// One payer's part of a batch: the total of its receipts' fees, charged from its prepaid
+/// credit, and the first and last request nonce among them.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub struct Charge<AccountId, Balance> {
+	pub payer: AccountId,
+	pub amount: Balance,
+	/// Above every nonce of the payer's settled before (see `SettledNonce`), so no signed
+	/// request is charged twice, by this operator or another.
+	pub first_nonce: u64,
+	pub last_nonce: u64,
+}
+
 /// An operator's signed settlement of many receipts it served to prepaid users through the
-/// engine's HTTP API. The chain checks its aggregates, not the receipts: those are committed to by
-/// `receipts_root` and kept by the operator (the engine's journal).
+/// engine's HTTP API. The chain checks its aggregates, not the receipts: those are the
+/// [`BatchLeaf`]s committed to by `receipts_root`, which the operator keeps and publishes (the
+/// engine's journal), and a wrong one can be proven with `challenge_batch`.
 #[derive(
 	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
 	TypeInfo,
@@ -287,13 +326,14 @@ pub struct ReceiptBatch<T: Config> {
 	pub model_id: ModelId,
 	/// The operator's next batch number: batches settle once each, in order.
 	pub nonce: u64,
-	/// The binary blake2-256 Merkle root of the batch's receipts.
+	/// The binary blake2-256 Merkle root (`binary-merkle-tree`) of the SCALE-encoded leaves.
 	pub receipts_root: H256,
-	/// How many receipts; each pays the platform fee.
+	/// How many receipts (leaves); each pays the platform fee.
 	pub receipts: u32,
-	/// Each payer's total fee over its receipts, charged from its prepaid credit; payers
-	/// strictly ascending.
-	pub charges: BoundedVec<(T::AccountId, BalanceOf<T>), T::MaxBatchPayers>,
+	/// The model's current prices and platform fee, which every leaf's fee must follow.
+	pub rates: Rates<BalanceOf<T>>,
+	/// Payers strictly ascending; each total is its last leaf's `payer_total`.
+	pub charges: BoundedVec<Charge<T::AccountId, BalanceOf<T>>, T::MaxBatchPayers>,
 	/// Each weighted contribution's influence: the sum over the receipts of the receipt's
 	/// `F − platform_fee` times the contribution's ppm / 10^6, rounded down; contribution ids
 	/// strictly ascending. The contributors' pool is split by it.
@@ -307,28 +347,131 @@ impl<T: Config> ReceiptBatch<T> {
 	}
 }
 
-/// What stays on chain of a settled batch.
+/// One receipt of a batch: the request its payer signed to the engine, what was served, and
+/// what the operator charged for it. Leaves are ordered by `(payer, nonce)`, strictly, so each
+/// payer's leaves are consecutive and its last `payer_total` is its charge.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
+	TypeInfo,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct BatchLeaf<T: Config> {
+	pub payer: T::AccountId,
+	pub nonce: u64,
+	pub max_fee: BalanceOf<T>,
+	/// The payer's signature of [`request_payload`].
+	pub signature: T::RequestSignature,
+	/// blake2-256 of the prompt text.
+	pub prompt_hash: H256,
+	pub max_tokens: u32,
+	pub output_hash: H256,
+	pub input_tokens: u32,
+	pub output_tokens: u32,
+	/// [`attestation`] of the engine's record hash and weights.
+	pub attestation: H256,
+	/// `rates.fee(input_tokens, output_tokens)`.
+	pub fee: BalanceOf<T>,
+	/// The payer's fees in this batch through this leaf.
+	pub payer_total: BalanceOf<T>,
+}
+
+/// What a prepaid user signs (sr25519, as a wallet signs bytes): the chain, the adapter, the
+/// prompt, the output limit, a nonce and the most it may cost. The SCALE encoding of
+/// `(b"openledger/request/v1", genesis, adapter_hash, prompt_hash, max_tokens, nonce, max_fee)`,
+/// which the engine checks before serving (`openlora`'s `prepaid::Terms`).
+pub fn request_payload<Hash: Encode, Balance: Encode>(
+	genesis: &Hash,
+	adapter_hash: &H256,
+	prompt_hash: &H256,
+	max_tokens: u32,
+	nonce: u64,
+	max_fee: &Balance,
+) -> alloc::vec::Vec<u8> {
+	(b"openledger/request/v1", genesis, adapter_hash, prompt_hash, max_tokens, nonce, max_fee).encode()
+}
+
+/// The longest Merkle proof: 2^32 leaves.
+pub type MaxProofDepth = ConstU32<32>;
+
+/// A leaf of a settled batch with its Merkle proof against the batch's `receipts_root`.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
+	TypeInfo,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct ProvenLeaf<T: Config> {
+	pub leaf: BatchLeaf<T>,
+	/// Its position, from 0.
+	pub index: u32,
+	/// `binary-merkle-tree`'s proof items, from the leaf up.
+	pub proof: BoundedVec<H256, MaxProofDepth>,
+}
+
+/// A proof that a settled batch is wrong, from its own leaves.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
+	TypeInfo,
+)]
+#[scale_info(skip_type_params(T))]
+pub enum BatchFraud<T: Config> {
+	/// A leaf wrong on its own: its payer did not sign it, or it costs more than the rates, its
+	/// `max_fee` or its `max_tokens` allow.
+	Leaf(ProvenLeaf<T>),
+	/// Two consecutive leaves, or the first (`left: None`) or the last (`right: None`) alone,
+	/// that break the order, a running total, or the charges: a payer's first or last leaf
+	/// against its charge, or a charged payer with no leaves between them.
+	Seam { left: Option<ProvenLeaf<T>>, right: Option<ProvenLeaf<T>> },
+}
+
+/// What a batch fraud proof showed.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub enum FraudKind {
+	/// The payer's signature does not verify.
+	Unsigned,
+	/// The fee is not the rates', or above `max_fee`, or the output above `max_tokens`.
+	Overcharged,
+	/// Two leaves out of `(payer, nonce)` order: a request settled twice, or hidden.
+	Unordered,
+	/// A running total is not the previous one plus the fee.
+	WrongTotal,
+	/// A payer's charge or nonce range disagrees with its leaves, or it has none.
+	WrongCharge,
+}
+
+/// What stays on chain of a settled batch: enough to check a fraud proof against it and to
+/// credit its contributors once it matures.
 #[derive(
 	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen,
 )]
 #[scale_info(skip_type_params(T))]
 pub struct BatchRecord<T: Config> {
 	pub model_id: ModelId,
+	/// The model's adapter, which every leaf's payer signed for.
+	pub adapter_hash: H256,
 	pub receipts_root: H256,
 	pub receipts: u32,
+	pub rates: Rates<BalanceOf<T>>,
+	/// blake2-256 of the SCALE-encoded charges, which a fraud proof restates.
+	pub charges_hash: H256,
 	pub fee: BalanceOf<T>,
 	/// The contributors' share, in the reward pot until the batch matures.
 	pub pool: BalanceOf<T>,
 	/// Each contribution's contributor and amount, credited at maturity; emptied then.
 	pub credits: BoundedVec<(ContributionId, T::AccountId, BalanceOf<T>), T::MaxBatchContributions>,
 	pub settled_at: BlockNumberFor<T>,
-	/// `Maturing` or `Final`: batches are not challenged on chain yet.
+	/// `Maturing` or `Final`: batches are not voted on; a proven fraud makes a maturing one final
+	/// without credits.
 	pub status: ReceiptStatus,
+	/// A fraud proof against it succeeded: the operator paid for it and no other is accepted.
+	pub fraud_proven: bool,
 }
 
 /// A batch that passed every check, with what paying it needs.
 pub struct CheckedBatch<T: Config> {
 	pub owner: T::AccountId,
+	pub adapter_hash: H256,
 	/// Σ charges.
 	pub fee: BalanceOf<T>,
 	/// `fee − receipts · platform_fee`, which the split shares out.

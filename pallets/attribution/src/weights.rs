@@ -63,6 +63,8 @@ pub trait WeightInfo {
 	fn unlock_credit() -> Weight;
 	fn withdraw_credit() -> Weight;
 	fn set_fee_split() -> Weight;
+	fn challenge_batch_leaf(p: u32, ) -> Weight;
+	fn challenge_batch_seam(p: u32, ) -> Weight;
 }
 
 /// Weights for `pallet_attribution` measured on the machine above, with the runtime's database weights.
@@ -601,6 +603,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
+	fn challenge_batch_leaf(_p: u32, ) -> Weight {
+		Weight::from_parts(500_000_000, 20_000)
+			.saturating_add(T::DbWeight::get().reads(6))
+			.saturating_add(T::DbWeight::get().writes(6))
+	}
+	fn challenge_batch_seam(_p: u32, ) -> Weight {
+		Weight::from_parts(500_000_000, 20_000)
+			.saturating_add(T::DbWeight::get().reads(6))
+			.saturating_add(T::DbWeight::get().writes(6))
+	}
 }
 
 /// The same figures with ParityDB's database weights, for tests and mock runtimes.
@@ -1137,5 +1149,15 @@ impl WeightInfo for () {
 		Weight::from_parts(7_896_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(ParityDbWeight::get().writes(1))
+	}
+	fn challenge_batch_leaf(_p: u32, ) -> Weight {
+		Weight::from_parts(500_000_000, 20_000)
+			.saturating_add(ParityDbWeight::get().reads(6))
+			.saturating_add(ParityDbWeight::get().writes(6))
+	}
+	fn challenge_batch_seam(_p: u32, ) -> Weight {
+		Weight::from_parts(500_000_000, 20_000)
+			.saturating_add(ParityDbWeight::get().reads(6))
+			.saturating_add(ParityDbWeight::get().writes(6))
 	}
 }
