@@ -53,6 +53,15 @@
 //! winner gets `winner_share` of it and the treasury the rest. An operator with an open dispute
 //! cannot withdraw its bond.
 //!
+//! ## Prepaid batches
+//! A user with credit (`deposit_credit`) signs requests to an operator's engine directly; the
+//! operator settles what it served in one `submit_receipt_batch`: per-payer charges (with each
+//! payer's nonce range, above its `SettledNonce`), per-contribution influence, the rates, and the
+//! Merkle root of the [`BatchLeaf`]s. The chain checks the aggregates; anyone holding the leaves
+//! proves a wrong batch with `challenge_batch` from one leaf or two consecutive ones (see
+//! [`BatchFraud`]), which refunds the payer from the operator's bond and slashes it. The
+//! operator's off-chain worker builds batches from the engine's journal (`offchain::batcher`).
+//!
 //! ## Scale
 //! A receipt costs O(K) writes: the record with its K credits, then K reward-balance increments
 //! when it matures. Rewards sit in the pallet's reward pot until their owner calls
@@ -1307,7 +1316,7 @@ pub mod pallet {
 
 		/// The contributor of a contribution published in a datanet version `model`'s lineage
 		/// covers.
-		fn lineage_contributor(
+		pub(crate) fn lineage_contributor(
 			contribution_id: ContributionId,
 			model: &ServedModel<T::AccountId, BalanceOf<T>>,
 		) -> Result<T::AccountId, Error<T>> {

@@ -12,13 +12,17 @@
 //!   running the inference again.
 //! - An engine error or timeout costs one of [`MAX_ATTEMPTS`]; after the last the request is
 //!   left to be refunded at its deadline.
+//!
+//! The same worker settles the prepaid requests the engine served in batches (see [`batcher`]).
+
+mod batcher;
 
 use crate::*;
 use alloc::{format, string::String, vec::Vec};
 use codec::{Decode, Encode};
 use frame_support::BoundedVec;
 use pallet_datanets::ContributionId;
-use pallet_model_registry::ModelsInspect;
+use pallet_model_registry::{ModelId, ModelsInspect, ServedModel};
 use frame_system::{
 	offchain::{CreateAuthorizedTransaction, SubmitTransaction},
 	pallet_prelude::BlockNumberFor,
@@ -72,6 +76,7 @@ pub(crate) fn run<T: Config>(now: BlockNumberFor<T>) {
 			let job = (b"vote", request_id, &operator).encode();
 			work::<T>(now, &job, || verify::<T>(&key, &operator, request_id, &dispute));
 		}
+		batcher::run::<T>(now, &key, &operator);
 	}
 }
 
@@ -186,7 +191,7 @@ fn submit<T: Config>(call: Call<T>) {
 	}
 }
 
-fn engine_url() -> String {
+pub(crate) fn engine_url() -> String {
 	sp_io::offchain::local_storage_get(StorageKind::PERSISTENT, ENGINE_URL_KEY)
 		.and_then(|raw| String::from_utf8(raw).ok())
 		.map(|url| String::from(url.trim().trim_end_matches('/')))
@@ -360,19 +365,7 @@ fn call_engine(
 		attribution,
 	})
 	.map_err(|_| "cannot encode the request")?;
-	let url = format!("{}/v1/completions", engine_url());
-	let deadline = sp_io::offchain::timestamp().add(Duration::from_millis(ENGINE_TIMEOUT_MS));
-	let pending = http::Request::post(&url, alloc::vec![body])
-		.add_header("Content-Type", "application/json")
-		.deadline(deadline)
-		.send()
-		.map_err(|_| format!("cannot reach the engine at {url}"))?;
-	let response = pending
-		.try_wait(deadline)
-		.map_err(|_| String::from("the engine timed out"))?
-		.map_err(|e| format!("engine HTTP error: {e:?}"))?;
-	let code = response.code;
-	let body: Vec<u8> = response.body().collect();
+	let (code, body) = engine_http("/v1/completions", Some(body))?;
 	if code != 200 {
 		let error = serde_json::from_slice::<EngineError>(&body)
 			.ok()
@@ -385,17 +378,43 @@ fn call_engine(
 		.map_err(|e| format!("unexpected engine answer: {e}"))
 }
 
+/// POSTs the JSON `body` to the engine's `path`, or GETs it without one: the status and the
+/// body, or why the engine could not be reached.
+fn engine_http(path: &str, body: Option<Vec<u8>>) -> Result<(u16, Vec<u8>), String> {
+	let url = format!("{}{path}", engine_url());
+	let deadline = sp_io::offchain::timestamp().add(Duration::from_millis(ENGINE_TIMEOUT_MS));
+	let request = match body {
+		Some(body) => http::Request::post(&url, alloc::vec![body])
+			.add_header("Content-Type", "application/json"),
+		None => http::Request::new(&url).body(Vec::new()),
+	};
+	let pending = request
+		.deadline(deadline)
+		.send()
+		.map_err(|_| format!("cannot reach the engine at {url}"))?;
+	let response = pending
+		.try_wait(deadline)
+		.map_err(|_| String::from("the engine timed out"))?
+		.map_err(|e| format!("engine HTTP error: {e:?}"))?;
+	Ok((response.code, response.body().collect()))
+}
+
 fn parse_h256(s: &str) -> Option<H256> {
+	parse_bytes::<32>(s).map(H256)
+}
+
+/// `0x` (optional) and exactly `2N` hex digits.
+fn parse_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
 	let digits = s.strip_prefix("0x").unwrap_or(s).as_bytes();
-	if digits.len() != 64 {
+	if digits.len() != 2 * N {
 		return None;
 	}
 	let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-	let mut out = [0u8; 32];
+	let mut out = [0u8; N];
 	for (i, pair) in digits.chunks(2).enumerate() {
 		out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
 	}
-	Some(H256(out))
+	Some(out)
 }
 
 #[cfg(test)]

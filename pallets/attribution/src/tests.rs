@@ -12,6 +12,8 @@ use crate::{
 	request_payload, fraud::{batch_root, prove_leaf},
 };
 use codec::{Decode, Encode};
+use parking_lot::RwLock;
+use std::sync::Arc;
 use frame_support::{
 	assert_noop, assert_ok,
 	pallet_prelude::Authorize,
@@ -26,7 +28,7 @@ use pallet_datanets::{ContributionId, DatanetId};
 use pallet_model_registry::{ModelId, ModelsInspect};
 use sp_core::{
 	offchain::{
-		testing::{PendingRequest, TestOffchainExt, TestTransactionPoolExt},
+		testing::{OffchainState, PendingRequest, TestOffchainExt, TestTransactionPoolExt},
 		OffchainDbExt, OffchainWorkerExt, StorageKind, TransactionPoolExt,
 	},
 	H256,
@@ -1287,8 +1289,23 @@ fn the_pool_accepts_a_valid_receipt_and_rejects_a_bad_one() {
 
 // --- The off-chain worker ----------------------------------------------------------------------
 
-fn ocw(block: u64) {
+/// Runs the off-chain worker; its batcher finds the engine's journal empty.
+fn ocw(offchain: &Arc<RwLock<OffchainState>>, block: u64) {
+	expect_journal(offchain, 0, r#"{"entries":[],"last_seq":0,"settled_through":0}"#);
 	<Attribution as Hooks<u64>>::offchain_worker(block);
+}
+
+/// The batcher's read of the journal after `cursor`, answered with `page`.
+fn expect_journal(offchain: &Arc<RwLock<OffchainState>>, cursor: u64, page: &str) {
+	// Read before taking the state's lock: the engine URL lives in the same state.
+	let uri = format!("{}/v1/journal?after={cursor}&limit=1024", crate::offchain::engine_url());
+	offchain.write().expect_request(PendingRequest {
+		method: "GET".into(),
+		uri,
+		response: Some(page.as_bytes().to_vec()),
+		sent: true,
+		..Default::default()
+	});
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1353,7 +1370,7 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 			completion_body(w.model),
 			answer.as_bytes(),
 		));
-		ocw(1);
+		ocw(&offchain_state, 1);
 
 		let txs = pool_state.read().transactions.clone();
 		assert_eq!(txs.len(), 1);
@@ -1368,12 +1385,12 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 
 		// A later run of the same block neither asks the engine again nor resubmits; five
 		// blocks on, the same receipt is submitted again in case the first was dropped.
-		ocw(1);
+		ocw(&offchain_state, 1);
 		System::set_block_number(5);
-		ocw(5);
+		ocw(&offchain_state, 5);
 		assert_eq!(pool_state.read().transactions.len(), 1);
 		System::set_block_number(6);
-		ocw(6);
+		ocw(&offchain_state, 6);
 		let txs = pool_state.read().transactions.clone();
 		assert_eq!(txs.len(), 2);
 		assert_eq!(txs[1], txs[0]);
@@ -1387,7 +1404,7 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
 		// Nothing is assigned any more: the worker does nothing.
 		System::set_block_number(20);
-		ocw(20);
+		ocw(&offchain_state, 20);
 		assert_eq!(pool_state.read().transactions.len(), 2);
 	});
 }
@@ -1416,12 +1433,12 @@ fn the_offchain_worker_gives_up_after_three_failed_attempts() {
 				b"<html>Bad gateway</html>",
 			));
 			System::set_block_number(block);
-			ocw(block);
+			ocw(&offchain_state, block);
 		}
 		// A fourth run does not call the engine (the test externalities would panic on an
 		// unexpected request).
 		System::set_block_number(10);
-		ocw(10);
+		ocw(&offchain_state, 10);
 		assert!(pool_state.read().transactions.is_empty());
 		assert!(Requests::<Test>::get(request_id).is_some());
 	});
@@ -1849,7 +1866,7 @@ fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
 			body.into_bytes(),
 			answer.as_bytes(),
 		));
-		ocw(1);
+		ocw(&offchain_state, 1);
 
 		let txs = pool_state.read().transactions.clone();
 		assert_eq!(txs.len(), 1);
@@ -1878,7 +1895,7 @@ fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
 		// Having voted, the worker leaves the dispute alone (an unexpected engine call would
 		// panic).
 		System::set_block_number(2);
-		ocw(2);
+		ocw(&offchain_state, 2);
 		assert_eq!(pool_state.read().transactions.len(), 1);
 	});
 }
@@ -2408,5 +2425,91 @@ fn running_totals_and_charges_must_add_up() {
 		assert_noop!(challenge_batch(nonce, &charges, seam(&leaves, Some(0), Some(1))), Error::<Test>::NotFraud);
 		assert_ok!(challenge_batch(nonce, &charges, seam(&leaves, Some(1), Some(2))));
 		assert_punished(nonce, FraudKind::WrongCharge, EVE, 700);
+	});
+}
+
+// --- The batcher ------------------------------------------------------------------------------
+
+/// A journal entry as the engine serves it: `payer` (its SCALE bytes as a 32-byte account) asked
+/// for 1 input and `output_tokens` output tokens of `adapter`.
+fn journal_entry(seq: u64, payer: AccountId, nonce: u64, adapter: H256, output_tokens: u32, weights: &[(ContributionId, Ppm)]) -> String {
+	let mut account = [0u8; 32];
+	account[..8].copy_from_slice(&payer.encode());
+	let weights: Vec<String> =
+		weights.iter().map(|(id, ppm)| format!(r#"{{"contribution":{id},"ppm":{ppm}}}"#)).collect();
+	format!(
+		r#"{{"seq":{seq},"account":"0x{}","nonce":{nonce},"max_fee":"{MAX_FEE}","signature":"0x{}","adapter_hash":"0x{}","prompt_hash":"0x{}","max_tokens":{MAX_OUTPUT_TOKENS},"output_hash":"0x{}","input_tokens":1,"output_tokens":{output_tokens},"method":"span","index_root":"0x{}","record_hash":"0x{}","weights":[{}]}}"#,
+		hex(&account),
+		hex(&[7; 64]),
+		hex(adapter.as_bytes()),
+		hex(&[1; 32]),
+		hex(&[2; 32]),
+		hex(&[3; 32]),
+		hex(&[4; 32]),
+		weights.join(",")
+	)
+}
+
+#[test]
+fn the_batcher_settles_the_engines_journal_in_one_batch() {
+	let mut ext = new_test_ext();
+	let (offchain, offchain_state) = TestOffchainExt::new();
+	let (pool, pool_state) = TestTransactionPoolExt::new();
+	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	ext.register_extension(OffchainWorkerExt::new(offchain));
+	ext.register_extension(TransactionPoolExt::new(pool));
+	ext.execute_with(|| {
+		let w = World::new();
+		UintAuthorityId::set_all_keys(vec![key_of(ALICE)]);
+		deposit_credits();
+		let ours = adapter_of(w.model);
+		let entries = [
+			journal_entry(1, GRACE, 1, ours, 1, &[(w.eve1, 1_000_000)]),
+			// Left out: another operator's adapter, a nonce already used, more output than
+			// max_tokens.
+			journal_entry(2, CHARLIE, 1, H256::repeat_byte(0xee), 1, &[]),
+			journal_entry(3, CHARLIE, 1, ours, 1, &[(w.ferdie, 600_000), (w.eve1, 400_000)]),
+			journal_entry(4, CHARLIE, 1, ours, 1, &[]),
+			journal_entry(5, GRACE, 2, ours, MAX_OUTPUT_TOKENS + 1, &[]),
+			journal_entry(6, CHARLIE, 2, ours, 1, &[]),
+		];
+		let page = format!(r#"{{"entries":[{}],"last_seq":6,"settled_through":0}}"#, entries.join(","));
+		expect_journal(&offchain_state, 0, &page);
+		<Attribution as Hooks<u64>>::offchain_worker(1);
+
+		let txs = pool_state.read().transactions.clone();
+		assert_eq!(txs.len(), 1);
+		let xt = Extrinsic::decode(&mut &txs[0][..]).unwrap();
+		let RuntimeCall::Attribution(call) = xt.function else { panic!("not a batch") };
+		let Call::submit_receipt_batch { batch, signature } = call.clone() else { panic!("not a batch") };
+		// Three receipts at (123_457 + 234_567) / 1000 = 358 each, by payer.
+		assert_eq!(batch.receipts, 3);
+		assert_eq!(
+			batch.charges.iter().map(|c| (c.payer, c.amount, c.first_nonce, c.last_nonce)).collect::<Vec<_>>(),
+			vec![(CHARLIE, 716, 1, 2), (GRACE, 358, 1, 1)]
+		);
+		// EVE's contribution: all of GRACE's 358 and 40 % of CHARLIE's first (143); FERDIE's
+		// 60 % of it (214).
+		assert_eq!(batch.influence.to_vec(), vec![(w.eve1, 358 + 143), (w.ferdie, 214)]);
+		assert_eq!(batch.rates, rates());
+		assert!(matches!(call.authorize(TransactionSource::Local), Some(Ok(_))));
+		assert_ok!(Attribution::submit_receipt_batch(
+			frame_system::RawOrigin::Authorized.into(),
+			batch,
+			signature
+		));
+		assert_eq!(credit_held(CHARLIE), 5_000 - 716);
+		assert_eq!(crate::SettledNonce::<Test>::get(CHARLIE), Some(2));
+
+		// The next block tells the engine entries through 6 are settled, then reads after them.
+		System::set_block_number(2);
+		offchain_state.write().expect_request(engine_request(
+			"http://127.0.0.1:8000/v1/journal/settled",
+			br#"{"through":6}"#.to_vec(),
+			br#"{"settled_through":6}"#,
+		));
+		expect_journal(&offchain_state, 6, r#"{"entries":[],"last_seq":6,"settled_through":6}"#);
+		<Attribution as Hooks<u64>>::offchain_worker(2);
+		assert_eq!(pool_state.read().transactions.len(), 1);
 	});
 }

@@ -27,9 +27,9 @@
 // --heap-pages
 // 4096
 // --template
-// /work/main/scripts/pallet-weight-template.hbs
+// /tmp/bench-wt/scripts/pallet-weight-template.hbs
 // --output
-// /work/main/pallets/attribution/src/weights.rs
+// /tmp/bench-wt/pallets/attribution/src/weights.rs
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #![allow(unused_parens)]
@@ -87,11 +87,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `775 + n * (222 ±0)`
 		//  Estimated: `3658 + n * (3000 ±0)`
-		// Minimum execution time: 85_140_000 picoseconds.
-		Weight::from_parts(87_797_213, 0)
+		// Minimum execution time: 85_380_000 picoseconds.
+		Weight::from_parts(88_597_527, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
-			// Standard Error: 16_826
-			.saturating_add(Weight::from_parts(9_961_585, 0).saturating_mul(n.into()))
+			// Standard Error: 14_109
+			.saturating_add(Weight::from_parts(9_618_091, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(4))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4))
@@ -110,13 +110,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1128 + n * (233 ±0) + o * (87 ±0)`
 		//  Estimated: `3631 + n * (3000 ±0) + o * (3000 ±0)`
-		// Minimum execution time: 116_058_000 picoseconds.
-		Weight::from_parts(16_445_631, 0)
+		// Minimum execution time: 114_494_000 picoseconds.
+		Weight::from_parts(18_308_441, 0)
 			.saturating_add(Weight::from_parts(0, 3631))
-			// Standard Error: 18_515
-			.saturating_add(Weight::from_parts(6_008_025, 0).saturating_mul(o.into()))
-			// Standard Error: 18_515
-			.saturating_add(Weight::from_parts(10_393_174, 0).saturating_mul(n.into()))
+			// Standard Error: 51_548
+			.saturating_add(Weight::from_parts(6_001_805, 0).saturating_mul(o.into()))
+			// Standard Error: 51_548
+			.saturating_add(Weight::from_parts(10_278_121, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(n.into())))
@@ -135,11 +135,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `736 + n * (51 ±0)`
 		//  Estimated: `3631 + n * (3000 ±0)`
-		// Minimum execution time: 23_752_000 picoseconds.
-		Weight::from_parts(21_196_308, 0)
+		// Minimum execution time: 24_140_000 picoseconds.
+		Weight::from_parts(37_824_868, 0)
 			.saturating_add(Weight::from_parts(0, 3631))
-			// Standard Error: 7_304
-			.saturating_add(Weight::from_parts(5_359_100, 0).saturating_mul(n.into()))
+			// Standard Error: 57_705
+			.saturating_add(Weight::from_parts(4_462_582, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(1))
@@ -166,8 +166,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `449`
 		//  Estimated: `3658`
-		// Minimum execution time: 78_758_000 picoseconds.
-		Weight::from_parts(86_377_000, 0)
+		// Minimum execution time: 78_533_000 picoseconds.
+		Weight::from_parts(86_880_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(7))
 			.saturating_add(T::DbWeight::get().writes(5))
@@ -193,11 +193,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1262`
 		//  Estimated: `3990`
-		// Minimum execution time: 89_493_000 picoseconds.
-		Weight::from_parts(96_593_141, 0)
+		// Minimum execution time: 90_956_000 picoseconds.
+		Weight::from_parts(103_161_118, 0)
 			.saturating_add(Weight::from_parts(0, 3990))
-			// Standard Error: 22
-			.saturating_add(Weight::from_parts(875, 0).saturating_mul(p.into()))
+			// Standard Error: 198
+			.saturating_add(Weight::from_parts(1_945, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(6))
 			.saturating_add(T::DbWeight::get().writes(5))
 	}
@@ -234,11 +234,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `5797 + k * (163 ±0)`
 		//  Estimated: `14005 + k * (3434 ±0)`
-		// Minimum execution time: 415_491_000 picoseconds.
-		Weight::from_parts(437_312_941, 0)
+		// Minimum execution time: 417_898_000 picoseconds.
+		Weight::from_parts(451_998_763, 0)
 			.saturating_add(Weight::from_parts(0, 14005))
-			// Standard Error: 47_157
-			.saturating_add(Weight::from_parts(9_031_847, 0).saturating_mul(k.into()))
+			// Standard Error: 198_574
+			.saturating_add(Weight::from_parts(10_832_762, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(12))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(T::DbWeight::get().writes(12))
@@ -263,11 +263,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `5140 + k * (159 ±0)`
 		//  Estimated: `7671 + k * (3434 ±0)`
-		// Minimum execution time: 155_277_000 picoseconds.
-		Weight::from_parts(154_878_743, 0)
+		// Minimum execution time: 150_906_000 picoseconds.
+		Weight::from_parts(155_268_578, 0)
 			.saturating_add(Weight::from_parts(0, 7671))
-			// Standard Error: 12_108
-			.saturating_add(Weight::from_parts(8_573_766, 0).saturating_mul(k.into()))
+			// Standard Error: 63_037
+			.saturating_add(Weight::from_parts(9_011_690, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(k.into()))
@@ -284,8 +284,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `4675`
 		//  Estimated: `7671`
-		// Minimum execution time: 73_135_000 picoseconds.
-		Weight::from_parts(79_911_000, 0)
+		// Minimum execution time: 72_987_000 picoseconds.
+		Weight::from_parts(82_337_000, 0)
 			.saturating_add(Weight::from_parts(0, 7671))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(4))
@@ -298,8 +298,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `354`
 		//  Estimated: `6196`
-		// Minimum execution time: 69_336_000 picoseconds.
-		Weight::from_parts(74_228_000, 0)
+		// Minimum execution time: 70_011_000 picoseconds.
+		Weight::from_parts(74_628_000, 0)
 			.saturating_add(Weight::from_parts(0, 6196))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
@@ -315,11 +315,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `511 + k * (56 ±0)`
 		//  Estimated: `12129 + k * (1210 ±80)`
-		// Minimum execution time: 39_779_000 picoseconds.
-		Weight::from_parts(47_761_397, 0)
+		// Minimum execution time: 38_514_000 picoseconds.
+		Weight::from_parts(43_715_567, 0)
 			.saturating_add(Weight::from_parts(0, 12129))
-			// Standard Error: 25_721
-			.saturating_add(Weight::from_parts(5_416_678, 0).saturating_mul(k.into()))
+			// Standard Error: 21_471
+			.saturating_add(Weight::from_parts(5_578_720, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(6))
 			.saturating_add(T::DbWeight::get().writes(5))
 			.saturating_add(Weight::from_parts(0, 1210).saturating_mul(k.into()))
@@ -352,13 +352,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1324 + k * (215 ±0) + v * (163 ±0)`
 		//  Estimated: `5480 + k * (3434 ±0) + v * (2641 ±0)`
-		// Minimum execution time: 224_856_000 picoseconds.
-		Weight::from_parts(124_254_148, 0)
+		// Minimum execution time: 235_803_000 picoseconds.
+		Weight::from_parts(168_062_962, 0)
 			.saturating_add(Weight::from_parts(0, 5480))
-			// Standard Error: 86_181
-			.saturating_add(Weight::from_parts(9_081_025, 0).saturating_mul(k.into()))
-			// Standard Error: 187_606
-			.saturating_add(Weight::from_parts(6_784_778, 0).saturating_mul(v.into()))
+			// Standard Error: 66_794
+			.saturating_add(Weight::from_parts(8_484_564, 0).saturating_mul(k.into()))
+			// Standard Error: 145_404
+			.saturating_add(Weight::from_parts(5_062_874, 0).saturating_mul(v.into()))
 			.saturating_add(T::DbWeight::get().reads(7))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(v.into())))
@@ -377,11 +377,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `6171 + v * (54 ±0)`
 		//  Estimated: `10147`
-		// Minimum execution time: 115_310_000 picoseconds.
-		Weight::from_parts(123_039_442, 0)
+		// Minimum execution time: 113_011_000 picoseconds.
+		Weight::from_parts(121_676_740, 0)
 			.saturating_add(Weight::from_parts(0, 10147))
-			// Standard Error: 27_658
-			.saturating_add(Weight::from_parts(703_050, 0).saturating_mul(v.into()))
+			// Standard Error: 34_295
+			.saturating_add(Weight::from_parts(1_066_345, 0).saturating_mul(v.into()))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -396,11 +396,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `6171 + v * (54 ±0)`
 		//  Estimated: `10147`
-		// Minimum execution time: 91_956_000 picoseconds.
-		Weight::from_parts(93_943_371, 0)
+		// Minimum execution time: 91_865_000 picoseconds.
+		Weight::from_parts(95_999_753, 0)
 			.saturating_add(Weight::from_parts(0, 10147))
-			// Standard Error: 25_723
-			.saturating_add(Weight::from_parts(850_782, 0).saturating_mul(v.into()))
+			// Standard Error: 18_555
+			.saturating_add(Weight::from_parts(708_784, 0).saturating_mul(v.into()))
 			.saturating_add(T::DbWeight::get().reads(3))
 	}
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
@@ -424,11 +424,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `5709 + k * (104 ±0)`
 		//  Estimated: `11385 + k * (1262 ±92)`
-		// Minimum execution time: 235_630_000 picoseconds.
-		Weight::from_parts(242_630_078, 0)
+		// Minimum execution time: 222_200_000 picoseconds.
+		Weight::from_parts(240_013_673, 0)
 			.saturating_add(Weight::from_parts(0, 11385))
-			// Standard Error: 42_866
-			.saturating_add(Weight::from_parts(5_484_461, 0).saturating_mul(k.into()))
+			// Standard Error: 60_403
+			.saturating_add(Weight::from_parts(5_662_951, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(14))
 			.saturating_add(T::DbWeight::get().writes(13))
 			.saturating_add(Weight::from_parts(0, 1262).saturating_mul(k.into()))
@@ -439,8 +439,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_899_000 picoseconds.
-		Weight::from_parts(7_956_000, 0)
+		// Minimum execution time: 6_726_000 picoseconds.
+		Weight::from_parts(7_896_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -452,10 +452,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::BatchNonce` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `ModelRegistry::Models` (r:1 w:0)
 	/// Proof: `ModelRegistry::Models` (`max_values`: None, `max_size`: Some(331), added: 2806, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:256 w:256)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::FeeParams` (r:1 w:0)
 	/// Proof: `Attribution::FeeParams` (`max_values`: Some(1), `max_size`: Some(28), added: 523, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::SettledNonce` (r:256 w:256)
+	/// Proof: `Attribution::SettledNonce` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:256 w:256)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::PublishedIn` (r:256 w:0)
 	/// Proof: `Datanets::PublishedIn` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Contributions` (r:256 w:0)
@@ -465,7 +467,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::MaturityTail` (r:1 w:1)
 	/// Proof: `Attribution::MaturityTail` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Batches` (r:0 w:1)
-	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14479), added: 16954, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14592), added: 17067, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::MaturityQueue` (r:0 w:1)
 	/// Proof: `Attribution::MaturityQueue` (`max_values`: None, `max_size`: Some(57), added: 2532, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::LastSettledAt` (r:0 w:1)
@@ -476,18 +478,18 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1808 + c * (155 ±0) + p * (158 ±0)`
 		//  Estimated: `11402 + c * (3434 ±0) + p * (2668 ±0)`
-		// Minimum execution time: 2_590_100_000 picoseconds.
-		Weight::from_parts(353_161_903, 0)
+		// Minimum execution time: 2_666_905_000 picoseconds.
+		Weight::from_parts(786_983_799, 0)
 			.saturating_add(Weight::from_parts(0, 11402))
-			// Standard Error: 94_359
-			.saturating_add(Weight::from_parts(51_094_749, 0).saturating_mul(p.into()))
-			// Standard Error: 94_359
-			.saturating_add(Weight::from_parts(8_734_787, 0).saturating_mul(c.into()))
+			// Standard Error: 213_921
+			.saturating_add(Weight::from_parts(55_594_323, 0).saturating_mul(p.into()))
+			// Standard Error: 213_921
+			.saturating_add(Weight::from_parts(8_502_814, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(10))
-			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(p.into())))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(T::DbWeight::get().writes(9))
-			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(p.into())))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(p.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(c.into()))
 			.saturating_add(Weight::from_parts(0, 2668).saturating_mul(p.into()))
 	}
@@ -499,10 +501,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::BatchNonce` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `ModelRegistry::Models` (r:1 w:0)
 	/// Proof: `ModelRegistry::Models` (`max_values`: None, `max_size`: Some(331), added: 2806, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:256 w:0)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::FeeParams` (r:1 w:0)
 	/// Proof: `Attribution::FeeParams` (`max_values`: Some(1), `max_size`: Some(28), added: 523, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::SettledNonce` (r:256 w:0)
+	/// Proof: `Attribution::SettledNonce` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:256 w:0)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::PublishedIn` (r:256 w:0)
 	/// Proof: `Datanets::PublishedIn` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Contributions` (r:256 w:0)
@@ -513,15 +517,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1040 + c * (155 ±0) + p * (73 ±0)`
 		//  Estimated: `3796 + c * (3434 ±0) + p * (2668 ±0)`
-		// Minimum execution time: 1_479_616_000 picoseconds.
-		Weight::from_parts(140_577_411, 0)
+		// Minimum execution time: 2_115_812_000 picoseconds.
+		Weight::from_parts(37_972_752, 0)
 			.saturating_add(Weight::from_parts(0, 3796))
-			// Standard Error: 45_257
-			.saturating_add(Weight::from_parts(5_771_615, 0).saturating_mul(p.into()))
-			// Standard Error: 45_257
-			.saturating_add(Weight::from_parts(9_042_177, 0).saturating_mul(c.into()))
+			// Standard Error: 40_111
+			.saturating_add(Weight::from_parts(8_497_919, 0).saturating_mul(p.into()))
+			// Standard Error: 40_111
+			.saturating_add(Weight::from_parts(9_492_159, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(5))
-			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(p.into())))
+			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(c.into()))
 			.saturating_add(Weight::from_parts(0, 2668).saturating_mul(p.into()))
@@ -529,7 +533,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::DisputeConfig` (r:1 w:0)
 	/// Proof: `Attribution::DisputeConfig` (`max_values`: Some(1), `max_size`: Some(32), added: 527, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Batches` (r:1 w:1)
-	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14479), added: 16954, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14592), added: 17067, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Rewards` (r:16 w:16)
 	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
@@ -537,13 +541,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `c` is `[1, 256]`.
 	fn release_batch_rewards(c: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `847 + c * (56 ±0)`
+		//  Measured:  `993 + c * (56 ±0)`
 		//  Estimated: `35808 + c * (33 ±11)`
-		// Minimum execution time: 44_120_000 picoseconds.
-		Weight::from_parts(103_906_422, 0)
+		// Minimum execution time: 44_418_000 picoseconds.
+		Weight::from_parts(109_598_312, 0)
 			.saturating_add(Weight::from_parts(0, 35808))
-			// Standard Error: 24_288
-			.saturating_add(Weight::from_parts(4_410_070, 0).saturating_mul(c.into()))
+			// Standard Error: 24_580
+			.saturating_add(Weight::from_parts(4_445_886, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(16))
 			.saturating_add(T::DbWeight::get().writes(15))
 			.saturating_add(Weight::from_parts(0, 33).saturating_mul(c.into()))
@@ -556,8 +560,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `140`
 		//  Estimated: `3658`
-		// Minimum execution time: 58_329_000 picoseconds.
-		Weight::from_parts(61_794_000, 0)
+		// Minimum execution time: 59_042_000 picoseconds.
+		Weight::from_parts(62_278_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
@@ -570,8 +574,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `55`
 		//  Estimated: `3658`
-		// Minimum execution time: 14_516_000 picoseconds.
-		Weight::from_parts(16_102_000, 0)
+		// Minimum execution time: 14_217_000 picoseconds.
+		Weight::from_parts(15_761_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(1))
@@ -586,8 +590,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `364`
 		//  Estimated: `3658`
-		// Minimum execution time: 62_807_000 picoseconds.
-		Weight::from_parts(67_723_000, 0)
+		// Minimum execution time: 62_629_000 picoseconds.
+		Weight::from_parts(67_330_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
@@ -598,20 +602,58 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_853_000 picoseconds.
-		Weight::from_parts(7_896_000, 0)
+		// Minimum execution time: 6_655_000 picoseconds.
+		Weight::from_parts(7_827_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
-	fn challenge_batch_leaf(_p: u32, ) -> Weight {
-		Weight::from_parts(500_000_000, 20_000)
-			.saturating_add(T::DbWeight::get().reads(6))
-			.saturating_add(T::DbWeight::get().writes(6))
+	/// Storage: `Attribution::Batches` (r:1 w:1)
+	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14592), added: 17067, mode: `MaxEncodedLen`)
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Operators` (r:1 w:1)
+	/// Proof: `Attribution::Operators` (`max_values`: None, `max_size`: Some(166), added: 2641, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:5 w:5)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DisputeConfig` (r:1 w:0)
+	/// Proof: `Attribution::DisputeConfig` (`max_values`: Some(1), `max_size`: Some(32), added: 527, mode: `MaxEncodedLen`)
+	/// The range of component `p` is `[1, 256]`.
+	fn challenge_batch_leaf(p: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `2109 + p * (8 ±0)`
+		//  Estimated: `18057`
+		// Minimum execution time: 320_910_000 picoseconds.
+		Weight::from_parts(357_659_320, 0)
+			.saturating_add(Weight::from_parts(0, 18057))
+			// Standard Error: 11_051
+			.saturating_add(Weight::from_parts(341_020, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(10))
+			.saturating_add(T::DbWeight::get().writes(8))
 	}
-	fn challenge_batch_seam(_p: u32, ) -> Weight {
-		Weight::from_parts(500_000_000, 20_000)
-			.saturating_add(T::DbWeight::get().reads(6))
-			.saturating_add(T::DbWeight::get().writes(6))
+	/// Storage: `Attribution::Batches` (r:1 w:1)
+	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14592), added: 17067, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Operators` (r:1 w:1)
+	/// Proof: `Attribution::Operators` (`max_values`: None, `max_size`: Some(166), added: 2641, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:5 w:5)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DisputeConfig` (r:1 w:0)
+	/// Proof: `Attribution::DisputeConfig` (`max_values`: Some(1), `max_size`: Some(32), added: 527, mode: `MaxEncodedLen`)
+	/// The range of component `p` is `[2, 256]`.
+	fn challenge_batch_seam(p: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1994 + p * (8 ±0)`
+		//  Estimated: `18057`
+		// Minimum execution time: 249_917_000 picoseconds.
+		Weight::from_parts(263_807_676, 0)
+			.saturating_add(Weight::from_parts(0, 18057))
+			// Standard Error: 6_934
+			.saturating_add(Weight::from_parts(323_982, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(9))
+			.saturating_add(T::DbWeight::get().writes(8))
 	}
 }
 
@@ -634,11 +676,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `775 + n * (222 ±0)`
 		//  Estimated: `3658 + n * (3000 ±0)`
-		// Minimum execution time: 85_140_000 picoseconds.
-		Weight::from_parts(87_797_213, 0)
+		// Minimum execution time: 85_380_000 picoseconds.
+		Weight::from_parts(88_597_527, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
-			// Standard Error: 16_826
-			.saturating_add(Weight::from_parts(9_961_585, 0).saturating_mul(n.into()))
+			// Standard Error: 14_109
+			.saturating_add(Weight::from_parts(9_618_091, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(4))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().writes(4))
@@ -657,13 +699,13 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1128 + n * (233 ±0) + o * (87 ±0)`
 		//  Estimated: `3631 + n * (3000 ±0) + o * (3000 ±0)`
-		// Minimum execution time: 116_058_000 picoseconds.
-		Weight::from_parts(16_445_631, 0)
+		// Minimum execution time: 114_494_000 picoseconds.
+		Weight::from_parts(18_308_441, 0)
 			.saturating_add(Weight::from_parts(0, 3631))
-			// Standard Error: 18_515
-			.saturating_add(Weight::from_parts(6_008_025, 0).saturating_mul(o.into()))
-			// Standard Error: 18_515
-			.saturating_add(Weight::from_parts(10_393_174, 0).saturating_mul(n.into()))
+			// Standard Error: 51_548
+			.saturating_add(Weight::from_parts(6_001_805, 0).saturating_mul(o.into()))
+			// Standard Error: 51_548
+			.saturating_add(Weight::from_parts(10_278_121, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(n.into())))
@@ -682,11 +724,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `736 + n * (51 ±0)`
 		//  Estimated: `3631 + n * (3000 ±0)`
-		// Minimum execution time: 23_752_000 picoseconds.
-		Weight::from_parts(21_196_308, 0)
+		// Minimum execution time: 24_140_000 picoseconds.
+		Weight::from_parts(37_824_868, 0)
 			.saturating_add(Weight::from_parts(0, 3631))
-			// Standard Error: 7_304
-			.saturating_add(Weight::from_parts(5_359_100, 0).saturating_mul(n.into()))
+			// Standard Error: 57_705
+			.saturating_add(Weight::from_parts(4_462_582, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().writes(1))
@@ -713,8 +755,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `449`
 		//  Estimated: `3658`
-		// Minimum execution time: 78_758_000 picoseconds.
-		Weight::from_parts(86_377_000, 0)
+		// Minimum execution time: 78_533_000 picoseconds.
+		Weight::from_parts(86_880_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(7))
 			.saturating_add(ParityDbWeight::get().writes(5))
@@ -740,11 +782,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1262`
 		//  Estimated: `3990`
-		// Minimum execution time: 89_493_000 picoseconds.
-		Weight::from_parts(96_593_141, 0)
+		// Minimum execution time: 90_956_000 picoseconds.
+		Weight::from_parts(103_161_118, 0)
 			.saturating_add(Weight::from_parts(0, 3990))
-			// Standard Error: 22
-			.saturating_add(Weight::from_parts(875, 0).saturating_mul(p.into()))
+			// Standard Error: 198
+			.saturating_add(Weight::from_parts(1_945, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(6))
 			.saturating_add(ParityDbWeight::get().writes(5))
 	}
@@ -781,11 +823,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `5797 + k * (163 ±0)`
 		//  Estimated: `14005 + k * (3434 ±0)`
-		// Minimum execution time: 415_491_000 picoseconds.
-		Weight::from_parts(437_312_941, 0)
+		// Minimum execution time: 417_898_000 picoseconds.
+		Weight::from_parts(451_998_763, 0)
 			.saturating_add(Weight::from_parts(0, 14005))
-			// Standard Error: 47_157
-			.saturating_add(Weight::from_parts(9_031_847, 0).saturating_mul(k.into()))
+			// Standard Error: 198_574
+			.saturating_add(Weight::from_parts(10_832_762, 0).saturating_mul(k.into()))
 			.saturating_add(ParityDbWeight::get().reads(12))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(ParityDbWeight::get().writes(12))
@@ -810,11 +852,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `5140 + k * (159 ±0)`
 		//  Estimated: `7671 + k * (3434 ±0)`
-		// Minimum execution time: 155_277_000 picoseconds.
-		Weight::from_parts(154_878_743, 0)
+		// Minimum execution time: 150_906_000 picoseconds.
+		Weight::from_parts(155_268_578, 0)
 			.saturating_add(Weight::from_parts(0, 7671))
-			// Standard Error: 12_108
-			.saturating_add(Weight::from_parts(8_573_766, 0).saturating_mul(k.into()))
+			// Standard Error: 63_037
+			.saturating_add(Weight::from_parts(9_011_690, 0).saturating_mul(k.into()))
 			.saturating_add(ParityDbWeight::get().reads(5))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(k.into()))
@@ -831,8 +873,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `4675`
 		//  Estimated: `7671`
-		// Minimum execution time: 73_135_000 picoseconds.
-		Weight::from_parts(79_911_000, 0)
+		// Minimum execution time: 72_987_000 picoseconds.
+		Weight::from_parts(82_337_000, 0)
 			.saturating_add(Weight::from_parts(0, 7671))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(4))
@@ -845,8 +887,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `354`
 		//  Estimated: `6196`
-		// Minimum execution time: 69_336_000 picoseconds.
-		Weight::from_parts(74_228_000, 0)
+		// Minimum execution time: 70_011_000 picoseconds.
+		Weight::from_parts(74_628_000, 0)
 			.saturating_add(Weight::from_parts(0, 6196))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(3))
@@ -862,11 +904,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `511 + k * (56 ±0)`
 		//  Estimated: `12129 + k * (1210 ±80)`
-		// Minimum execution time: 39_779_000 picoseconds.
-		Weight::from_parts(47_761_397, 0)
+		// Minimum execution time: 38_514_000 picoseconds.
+		Weight::from_parts(43_715_567, 0)
 			.saturating_add(Weight::from_parts(0, 12129))
-			// Standard Error: 25_721
-			.saturating_add(Weight::from_parts(5_416_678, 0).saturating_mul(k.into()))
+			// Standard Error: 21_471
+			.saturating_add(Weight::from_parts(5_578_720, 0).saturating_mul(k.into()))
 			.saturating_add(ParityDbWeight::get().reads(6))
 			.saturating_add(ParityDbWeight::get().writes(5))
 			.saturating_add(Weight::from_parts(0, 1210).saturating_mul(k.into()))
@@ -899,13 +941,13 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1324 + k * (215 ±0) + v * (163 ±0)`
 		//  Estimated: `5480 + k * (3434 ±0) + v * (2641 ±0)`
-		// Minimum execution time: 224_856_000 picoseconds.
-		Weight::from_parts(124_254_148, 0)
+		// Minimum execution time: 235_803_000 picoseconds.
+		Weight::from_parts(168_062_962, 0)
 			.saturating_add(Weight::from_parts(0, 5480))
-			// Standard Error: 86_181
-			.saturating_add(Weight::from_parts(9_081_025, 0).saturating_mul(k.into()))
-			// Standard Error: 187_606
-			.saturating_add(Weight::from_parts(6_784_778, 0).saturating_mul(v.into()))
+			// Standard Error: 66_794
+			.saturating_add(Weight::from_parts(8_484_564, 0).saturating_mul(k.into()))
+			// Standard Error: 145_404
+			.saturating_add(Weight::from_parts(5_062_874, 0).saturating_mul(v.into()))
 			.saturating_add(ParityDbWeight::get().reads(7))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(v.into())))
@@ -924,11 +966,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `6171 + v * (54 ±0)`
 		//  Estimated: `10147`
-		// Minimum execution time: 115_310_000 picoseconds.
-		Weight::from_parts(123_039_442, 0)
+		// Minimum execution time: 113_011_000 picoseconds.
+		Weight::from_parts(121_676_740, 0)
 			.saturating_add(Weight::from_parts(0, 10147))
-			// Standard Error: 27_658
-			.saturating_add(Weight::from_parts(703_050, 0).saturating_mul(v.into()))
+			// Standard Error: 34_295
+			.saturating_add(Weight::from_parts(1_066_345, 0).saturating_mul(v.into()))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(1))
 	}
@@ -943,11 +985,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `6171 + v * (54 ±0)`
 		//  Estimated: `10147`
-		// Minimum execution time: 91_956_000 picoseconds.
-		Weight::from_parts(93_943_371, 0)
+		// Minimum execution time: 91_865_000 picoseconds.
+		Weight::from_parts(95_999_753, 0)
 			.saturating_add(Weight::from_parts(0, 10147))
-			// Standard Error: 25_723
-			.saturating_add(Weight::from_parts(850_782, 0).saturating_mul(v.into()))
+			// Standard Error: 18_555
+			.saturating_add(Weight::from_parts(708_784, 0).saturating_mul(v.into()))
 			.saturating_add(ParityDbWeight::get().reads(3))
 	}
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
@@ -971,11 +1013,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `5709 + k * (104 ±0)`
 		//  Estimated: `11385 + k * (1262 ±92)`
-		// Minimum execution time: 235_630_000 picoseconds.
-		Weight::from_parts(242_630_078, 0)
+		// Minimum execution time: 222_200_000 picoseconds.
+		Weight::from_parts(240_013_673, 0)
 			.saturating_add(Weight::from_parts(0, 11385))
-			// Standard Error: 42_866
-			.saturating_add(Weight::from_parts(5_484_461, 0).saturating_mul(k.into()))
+			// Standard Error: 60_403
+			.saturating_add(Weight::from_parts(5_662_951, 0).saturating_mul(k.into()))
 			.saturating_add(ParityDbWeight::get().reads(14))
 			.saturating_add(ParityDbWeight::get().writes(13))
 			.saturating_add(Weight::from_parts(0, 1262).saturating_mul(k.into()))
@@ -986,8 +1028,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_899_000 picoseconds.
-		Weight::from_parts(7_956_000, 0)
+		// Minimum execution time: 6_726_000 picoseconds.
+		Weight::from_parts(7_896_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(ParityDbWeight::get().writes(1))
 	}
@@ -999,10 +1041,12 @@ impl WeightInfo for () {
 	/// Proof: `Attribution::BatchNonce` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `ModelRegistry::Models` (r:1 w:0)
 	/// Proof: `ModelRegistry::Models` (`max_values`: None, `max_size`: Some(331), added: 2806, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:256 w:256)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::FeeParams` (r:1 w:0)
 	/// Proof: `Attribution::FeeParams` (`max_values`: Some(1), `max_size`: Some(28), added: 523, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::SettledNonce` (r:256 w:256)
+	/// Proof: `Attribution::SettledNonce` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:256 w:256)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::PublishedIn` (r:256 w:0)
 	/// Proof: `Datanets::PublishedIn` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Contributions` (r:256 w:0)
@@ -1012,7 +1056,7 @@ impl WeightInfo for () {
 	/// Storage: `Attribution::MaturityTail` (r:1 w:1)
 	/// Proof: `Attribution::MaturityTail` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Batches` (r:0 w:1)
-	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14479), added: 16954, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14592), added: 17067, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::MaturityQueue` (r:0 w:1)
 	/// Proof: `Attribution::MaturityQueue` (`max_values`: None, `max_size`: Some(57), added: 2532, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::LastSettledAt` (r:0 w:1)
@@ -1023,18 +1067,18 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1808 + c * (155 ±0) + p * (158 ±0)`
 		//  Estimated: `11402 + c * (3434 ±0) + p * (2668 ±0)`
-		// Minimum execution time: 2_590_100_000 picoseconds.
-		Weight::from_parts(353_161_903, 0)
+		// Minimum execution time: 2_666_905_000 picoseconds.
+		Weight::from_parts(786_983_799, 0)
 			.saturating_add(Weight::from_parts(0, 11402))
-			// Standard Error: 94_359
-			.saturating_add(Weight::from_parts(51_094_749, 0).saturating_mul(p.into()))
-			// Standard Error: 94_359
-			.saturating_add(Weight::from_parts(8_734_787, 0).saturating_mul(c.into()))
+			// Standard Error: 213_921
+			.saturating_add(Weight::from_parts(55_594_323, 0).saturating_mul(p.into()))
+			// Standard Error: 213_921
+			.saturating_add(Weight::from_parts(8_502_814, 0).saturating_mul(c.into()))
 			.saturating_add(ParityDbWeight::get().reads(10))
-			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(p.into())))
+			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(ParityDbWeight::get().writes(9))
-			.saturating_add(ParityDbWeight::get().writes((2_u64).saturating_mul(p.into())))
+			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(p.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(c.into()))
 			.saturating_add(Weight::from_parts(0, 2668).saturating_mul(p.into()))
 	}
@@ -1046,10 +1090,12 @@ impl WeightInfo for () {
 	/// Proof: `Attribution::BatchNonce` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `ModelRegistry::Models` (r:1 w:0)
 	/// Proof: `ModelRegistry::Models` (`max_values`: None, `max_size`: Some(331), added: 2806, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:256 w:0)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::FeeParams` (r:1 w:0)
 	/// Proof: `Attribution::FeeParams` (`max_values`: Some(1), `max_size`: Some(28), added: 523, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::SettledNonce` (r:256 w:0)
+	/// Proof: `Attribution::SettledNonce` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:256 w:0)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::PublishedIn` (r:256 w:0)
 	/// Proof: `Datanets::PublishedIn` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Contributions` (r:256 w:0)
@@ -1060,15 +1106,15 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1040 + c * (155 ±0) + p * (73 ±0)`
 		//  Estimated: `3796 + c * (3434 ±0) + p * (2668 ±0)`
-		// Minimum execution time: 1_479_616_000 picoseconds.
-		Weight::from_parts(140_577_411, 0)
+		// Minimum execution time: 2_115_812_000 picoseconds.
+		Weight::from_parts(37_972_752, 0)
 			.saturating_add(Weight::from_parts(0, 3796))
-			// Standard Error: 45_257
-			.saturating_add(Weight::from_parts(5_771_615, 0).saturating_mul(p.into()))
-			// Standard Error: 45_257
-			.saturating_add(Weight::from_parts(9_042_177, 0).saturating_mul(c.into()))
+			// Standard Error: 40_111
+			.saturating_add(Weight::from_parts(8_497_919, 0).saturating_mul(p.into()))
+			// Standard Error: 40_111
+			.saturating_add(Weight::from_parts(9_492_159, 0).saturating_mul(c.into()))
 			.saturating_add(ParityDbWeight::get().reads(5))
-			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(p.into())))
+			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(c.into()))
 			.saturating_add(Weight::from_parts(0, 2668).saturating_mul(p.into()))
@@ -1076,7 +1122,7 @@ impl WeightInfo for () {
 	/// Storage: `Attribution::DisputeConfig` (r:1 w:0)
 	/// Proof: `Attribution::DisputeConfig` (`max_values`: Some(1), `max_size`: Some(32), added: 527, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Batches` (r:1 w:1)
-	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14479), added: 16954, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14592), added: 17067, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Rewards` (r:16 w:16)
 	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
@@ -1084,13 +1130,13 @@ impl WeightInfo for () {
 	/// The range of component `c` is `[1, 256]`.
 	fn release_batch_rewards(c: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `847 + c * (56 ±0)`
+		//  Measured:  `993 + c * (56 ±0)`
 		//  Estimated: `35808 + c * (33 ±11)`
-		// Minimum execution time: 44_120_000 picoseconds.
-		Weight::from_parts(103_906_422, 0)
+		// Minimum execution time: 44_418_000 picoseconds.
+		Weight::from_parts(109_598_312, 0)
 			.saturating_add(Weight::from_parts(0, 35808))
-			// Standard Error: 24_288
-			.saturating_add(Weight::from_parts(4_410_070, 0).saturating_mul(c.into()))
+			// Standard Error: 24_580
+			.saturating_add(Weight::from_parts(4_445_886, 0).saturating_mul(c.into()))
 			.saturating_add(ParityDbWeight::get().reads(16))
 			.saturating_add(ParityDbWeight::get().writes(15))
 			.saturating_add(Weight::from_parts(0, 33).saturating_mul(c.into()))
@@ -1103,8 +1149,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `140`
 		//  Estimated: `3658`
-		// Minimum execution time: 58_329_000 picoseconds.
-		Weight::from_parts(61_794_000, 0)
+		// Minimum execution time: 59_042_000 picoseconds.
+		Weight::from_parts(62_278_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(2))
 			.saturating_add(ParityDbWeight::get().writes(2))
@@ -1117,8 +1163,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `55`
 		//  Estimated: `3658`
-		// Minimum execution time: 14_516_000 picoseconds.
-		Weight::from_parts(16_102_000, 0)
+		// Minimum execution time: 14_217_000 picoseconds.
+		Weight::from_parts(15_761_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().writes(1))
@@ -1133,8 +1179,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `364`
 		//  Estimated: `3658`
-		// Minimum execution time: 62_807_000 picoseconds.
-		Weight::from_parts(67_723_000, 0)
+		// Minimum execution time: 62_629_000 picoseconds.
+		Weight::from_parts(67_330_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(3))
@@ -1145,19 +1191,57 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_853_000 picoseconds.
-		Weight::from_parts(7_896_000, 0)
+		// Minimum execution time: 6_655_000 picoseconds.
+		Weight::from_parts(7_827_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(ParityDbWeight::get().writes(1))
 	}
-	fn challenge_batch_leaf(_p: u32, ) -> Weight {
-		Weight::from_parts(500_000_000, 20_000)
-			.saturating_add(ParityDbWeight::get().reads(6))
-			.saturating_add(ParityDbWeight::get().writes(6))
+	/// Storage: `Attribution::Batches` (r:1 w:1)
+	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14592), added: 17067, mode: `MaxEncodedLen`)
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Operators` (r:1 w:1)
+	/// Proof: `Attribution::Operators` (`max_values`: None, `max_size`: Some(166), added: 2641, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:5 w:5)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DisputeConfig` (r:1 w:0)
+	/// Proof: `Attribution::DisputeConfig` (`max_values`: Some(1), `max_size`: Some(32), added: 527, mode: `MaxEncodedLen`)
+	/// The range of component `p` is `[1, 256]`.
+	fn challenge_batch_leaf(p: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `2109 + p * (8 ±0)`
+		//  Estimated: `18057`
+		// Minimum execution time: 320_910_000 picoseconds.
+		Weight::from_parts(357_659_320, 0)
+			.saturating_add(Weight::from_parts(0, 18057))
+			// Standard Error: 11_051
+			.saturating_add(Weight::from_parts(341_020, 0).saturating_mul(p.into()))
+			.saturating_add(ParityDbWeight::get().reads(10))
+			.saturating_add(ParityDbWeight::get().writes(8))
 	}
-	fn challenge_batch_seam(_p: u32, ) -> Weight {
-		Weight::from_parts(500_000_000, 20_000)
-			.saturating_add(ParityDbWeight::get().reads(6))
-			.saturating_add(ParityDbWeight::get().writes(6))
+	/// Storage: `Attribution::Batches` (r:1 w:1)
+	/// Proof: `Attribution::Batches` (`max_values`: None, `max_size`: Some(14592), added: 17067, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Operators` (r:1 w:1)
+	/// Proof: `Attribution::Operators` (`max_values`: None, `max_size`: Some(166), added: 2641, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:5 w:5)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DisputeConfig` (r:1 w:0)
+	/// Proof: `Attribution::DisputeConfig` (`max_values`: Some(1), `max_size`: Some(32), added: 527, mode: `MaxEncodedLen`)
+	/// The range of component `p` is `[2, 256]`.
+	fn challenge_batch_seam(p: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1994 + p * (8 ±0)`
+		//  Estimated: `18057`
+		// Minimum execution time: 249_917_000 picoseconds.
+		Weight::from_parts(263_807_676, 0)
+			.saturating_add(Weight::from_parts(0, 18057))
+			// Standard Error: 6_934
+			.saturating_add(Weight::from_parts(323_982, 0).saturating_mul(p.into()))
+			.saturating_add(ParityDbWeight::get().reads(9))
+			.saturating_add(ParityDbWeight::get().writes(8))
 	}
 }

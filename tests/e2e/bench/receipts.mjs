@@ -160,6 +160,8 @@ try {
   const perReceipt = (7n * 3n + 4n * 7n) * OPEN / 1000n;
   const split = (await api.query.attribution.feeParams()).toJSON();
   const platform = BigInt(split.platformFee);
+  const model = (await api.query.modelRegistry.models(modelId)).unwrap();
+  const rates = { priceIn: model.priceIn, priceOut: model.priceOut, platformFee: platform };
   const sorted = [...senders].map((s) => s.address).sort((a, b) => (u8aToHex(keyring.decodeAddress(a)) < u8aToHex(keyring.decodeAddress(b)) ? -1 : 1));
   const firstNonce = (await api.query.attribution.batchNonce(bob.address)).toNumber();
   const batchTxs = [];
@@ -167,12 +169,16 @@ try {
     const payers = Array.from({ length: BATCH_PAYERS }, (_, i) => sorted[(b * BATCH_PAYERS + i) % SENDERS])
       .sort((x, y) => (u8aToHex(keyring.decodeAddress(x)) < u8aToHex(keyring.decodeAddress(y)) ? -1 : 1));
     const perPayer = BigInt(Math.floor(BATCH_RECEIPTS / BATCH_PAYERS));
-    const charges = payers.map((p) => [p, perPayer * (perReceipt + platform)]);
+    // Each payer's requests in batch b are its nonces b·perPayer + 1 ..= (b + 1)·perPayer.
+    const charges = payers.map((payer) => ({
+      payer, amount: perPayer * (perReceipt + platform),
+      firstNonce: BigInt(b) * perPayer + 1n, lastNonce: BigInt(b + 1) * perPayer,
+    }));
     const shared = perPayer * BigInt(BATCH_PAYERS) * perReceipt;
     const influence = contributions.map((id) => [id, shared / BigInt(contributions.length)]);
     const batch = {
       operator: bob.address, modelId, nonce: firstNonce + b, receiptsRoot: blake2AsHex(`batch ${b}`, 256),
-      receipts: Number(perPayer) * BATCH_PAYERS, charges, influence,
+      receipts: Number(perPayer) * BATCH_PAYERS, rates, charges, influence,
     };
     const body = api.createType('PalletAttributionReceiptBatch', batch).toU8a();
     const tag = stringToU8a('openledger/batch/v1');

@@ -112,7 +112,9 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     // The gradient method weighs every contribution of the lineage, so the contributors are paid
     // whatever the few-step adapter outputs; the span method pays only copied text.
     engine = await startEngine(OPENLORA, {
-      port: enginePort, loras: [`towns=${path.join(work, 'adapter')}`], extraArgs: ['--attribution', 'datainf'],
+      port: enginePort,
+      loras: [`towns=${path.join(work, 'adapter')}`],
+      extraArgs: ['--attribution', 'datainf', '--ledger-genesis', api.genesisHash.toHex(), '--journal', path.join(work, 'journal')],
     });
   });
 
@@ -286,6 +288,54 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.equal(event.amount.toBigInt(), MAX_FEE);
     assert.equal(event.requester.toString(), eve.address);
     assert.ok((await api.query.attribution.requests(unanswered.requestId)).isNone);
+  });
+
+  step('Charlie prepays credit and signs requests to the engine; Alice\'s off-chain worker settles its journal in one batch', 240_000, async (api) => {
+    const { alice, charlie } = accounts;
+    await submit(api.tx.attribution.depositCredit(10n * OPEN), charlie);
+    const adapter = (await api.query.modelRegistry.models(modelId)).unwrap().adapterHash.toHex();
+    const platform = BigInt((await api.query.attribution.feeParams()).toJSON().platformFee);
+    const reserved = async () => (await api.query.system.account(charlie.address)).data.reserved.toBigInt();
+    const before = await reserved();
+    const firstBatch = (await api.query.attribution.batchNonce(alice.address)).toNumber();
+
+    // What a wallet signs: the SCALE encoding of the terms (see openlora's `prepaid`).
+    const authorize = (prompt, nonce) => {
+      const terms = api.createType('([u8;21],[u8;32],[u8;32],[u8;32],u32,u64,u128)', [
+        stringToU8a('openledger/request/v1'), api.genesisHash, adapter, blake2AsHex(prompt, 256),
+        MAX_OUTPUT_TOKENS, nonce, MAX_FEE,
+      ]).toU8a();
+      return { account: u8aToHex(charlie.publicKey), nonce, max_fee: MAX_FEE.toString(), signature: u8aToHex(charlie.sign(terms)) };
+    };
+    let fees = 0n;
+    for (const [i, prompt] of ['The copper bell of Quillon', 'The river at Quillon', 'Market day in Quillon'].entries()) {
+      const response = await fetch(`http://127.0.0.1:${enginePort}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: adapter, prompt, max_tokens: MAX_OUTPUT_TOKENS, temperature: 0, openledger: authorize(prompt, i + 1) }),
+      });
+      const body = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(body));
+      const { input_tokens: tokensIn, output_tokens: tokensOut } = body.receipt;
+      fees += (BigInt(tokensIn) * PRICE_IN + BigInt(tokensOut) * PRICE_OUT) / 1000n + platform;
+    }
+
+    const record = await waitFor(async () => {
+      const r = await api.query.attribution.batches(alice.address, firstBatch);
+      return r.isSome ? r.unwrap() : null;
+    }, 120_000, 'Alice\'s batch');
+    assert.equal(record.receipts.toNumber(), 3);
+    assert.equal(record.fee.toBigInt(), fees);
+    assert.equal(record.status.toString(), 'Maturing');
+    assert.equal(before - await reserved(), fees, 'Charlie\'s credit paid exactly the three fees');
+    assert.equal((await api.query.attribution.settledNonce(charlie.address)).unwrap().toNumber(), 3);
+    // Then the engine's journal is settled: nothing is left to batch.
+    const page = await waitFor(async () => {
+      const p = await (await fetch(`http://127.0.0.1:${enginePort}/v1/journal`)).json();
+      return p.entries.length === 0 ? p : null;
+    }, 60_000, 'the journal to be settled');
+    assert.equal(page.settled_through, page.last_seq);
+    assert.equal((await api.query.attribution.batchNonce(alice.address)).toNumber(), firstBatch + 1);
   });
 
   step('a challenged receipt is rerun by the other operator\'s off-chain worker, which votes it right: the challenger loses its bond', 420_000, async (api) => {
