@@ -12,8 +12,6 @@ use crate::{
 	request_payload, fraud::{batch_root, prove_leaf},
 };
 use codec::{Decode, Encode};
-use parking_lot::RwLock;
-use std::sync::Arc;
 use frame_support::{
 	assert_noop, assert_ok,
 	pallet_prelude::Authorize,
@@ -28,7 +26,7 @@ use pallet_datanets::{ContributionId, DatanetId};
 use pallet_model_registry::{ModelId, ModelsInspect};
 use sp_core::{
 	offchain::{
-		testing::{OffchainState, PendingRequest, TestOffchainExt, TestTransactionPoolExt},
+		testing::{PendingRequest, TestOffchainExt, TestTransactionPoolExt},
 		OffchainDbExt, OffchainWorkerExt, StorageKind, TransactionPoolExt,
 	},
 	H256,
@@ -1290,16 +1288,16 @@ fn the_pool_accepts_a_valid_receipt_and_rejects_a_bad_one() {
 // --- The off-chain worker ----------------------------------------------------------------------
 
 /// Runs the off-chain worker; its batcher finds the engine's journal empty.
-fn ocw(offchain: &Arc<RwLock<OffchainState>>, block: u64) {
+fn ocw(offchain: &TestOffchainExt, block: u64) {
 	expect_journal(offchain, 0, r#"{"entries":[],"last_seq":0,"settled_through":0}"#);
 	<Attribution as Hooks<u64>>::offchain_worker(block);
 }
 
 /// The batcher's read of the journal after `cursor`, answered with `page`.
-fn expect_journal(offchain: &Arc<RwLock<OffchainState>>, cursor: u64, page: &str) {
+fn expect_journal(offchain: &TestOffchainExt, cursor: u64, page: &str) {
 	// Read before taking the state's lock: the engine URL lives in the same state.
 	let uri = format!("{}/v1/journal?after={cursor}&limit=1024", crate::offchain::engine_url());
-	offchain.write().expect_request(PendingRequest {
+	offchain.0.write().expect_request(PendingRequest {
 		method: "GET".into(),
 		uri,
 		response: Some(page.as_bytes().to_vec()),
@@ -1338,6 +1336,7 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 	let (offchain, offchain_state) = TestOffchainExt::new();
 	let (pool, pool_state) = TestTransactionPoolExt::new();
 	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	let offchain_ext = TestOffchainExt(offchain_state.clone());
 	ext.register_extension(OffchainWorkerExt::new(offchain));
 	ext.register_extension(TransactionPoolExt::new(pool));
 	ext.execute_with(|| {
@@ -1370,7 +1369,7 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 			completion_body(w.model),
 			answer.as_bytes(),
 		));
-		ocw(&offchain_state, 1);
+		ocw(&offchain_ext, 1);
 
 		let txs = pool_state.read().transactions.clone();
 		assert_eq!(txs.len(), 1);
@@ -1385,12 +1384,12 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 
 		// A later run of the same block neither asks the engine again nor resubmits; five
 		// blocks on, the same receipt is submitted again in case the first was dropped.
-		ocw(&offchain_state, 1);
+		ocw(&offchain_ext, 1);
 		System::set_block_number(5);
-		ocw(&offchain_state, 5);
+		ocw(&offchain_ext, 5);
 		assert_eq!(pool_state.read().transactions.len(), 1);
 		System::set_block_number(6);
-		ocw(&offchain_state, 6);
+		ocw(&offchain_ext, 6);
 		let txs = pool_state.read().transactions.clone();
 		assert_eq!(txs.len(), 2);
 		assert_eq!(txs[1], txs[0]);
@@ -1404,7 +1403,7 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
 		// Nothing is assigned any more: the worker does nothing.
 		System::set_block_number(20);
-		ocw(&offchain_state, 20);
+		ocw(&offchain_ext, 20);
 		assert_eq!(pool_state.read().transactions.len(), 2);
 	});
 }
@@ -1415,6 +1414,7 @@ fn the_offchain_worker_gives_up_after_three_failed_attempts() {
 	let (offchain, offchain_state) = TestOffchainExt::new();
 	let (pool, pool_state) = TestTransactionPoolExt::new();
 	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	let offchain_ext = TestOffchainExt(offchain_state.clone());
 	ext.register_extension(OffchainWorkerExt::new(offchain));
 	ext.register_extension(TransactionPoolExt::new(pool));
 	ext.execute_with(|| {
@@ -1433,12 +1433,12 @@ fn the_offchain_worker_gives_up_after_three_failed_attempts() {
 				b"<html>Bad gateway</html>",
 			));
 			System::set_block_number(block);
-			ocw(&offchain_state, block);
+			ocw(&offchain_ext, block);
 		}
 		// A fourth run does not call the engine (the test externalities would panic on an
 		// unexpected request).
 		System::set_block_number(10);
-		ocw(&offchain_state, 10);
+		ocw(&offchain_ext, 10);
 		assert!(pool_state.read().transactions.is_empty());
 		assert!(Requests::<Test>::get(request_id).is_some());
 	});
@@ -1838,6 +1838,7 @@ fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
 	let (offchain, offchain_state) = TestOffchainExt::new();
 	let (pool, pool_state) = TestTransactionPoolExt::new();
 	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	let offchain_ext = TestOffchainExt(offchain_state.clone());
 	ext.register_extension(OffchainWorkerExt::new(offchain));
 	ext.register_extension(TransactionPoolExt::new(pool));
 	ext.execute_with(|| {
@@ -1866,7 +1867,7 @@ fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
 			body.into_bytes(),
 			answer.as_bytes(),
 		));
-		ocw(&offchain_state, 1);
+		ocw(&offchain_ext, 1);
 
 		let txs = pool_state.read().transactions.clone();
 		assert_eq!(txs.len(), 1);
@@ -1895,7 +1896,7 @@ fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
 		// Having voted, the worker leaves the dispute alone (an unexpected engine call would
 		// panic).
 		System::set_block_number(2);
-		ocw(&offchain_state, 2);
+		ocw(&offchain_ext, 2);
 		assert_eq!(pool_state.read().transactions.len(), 1);
 	});
 }
@@ -2456,6 +2457,7 @@ fn the_batcher_settles_the_engines_journal_in_one_batch() {
 	let (offchain, offchain_state) = TestOffchainExt::new();
 	let (pool, pool_state) = TestTransactionPoolExt::new();
 	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	let offchain_ext = TestOffchainExt(offchain_state.clone());
 	ext.register_extension(OffchainWorkerExt::new(offchain));
 	ext.register_extension(TransactionPoolExt::new(pool));
 	ext.execute_with(|| {
@@ -2474,7 +2476,7 @@ fn the_batcher_settles_the_engines_journal_in_one_batch() {
 			journal_entry(6, CHARLIE, 2, ours, 1, &[]),
 		];
 		let page = format!(r#"{{"entries":[{}],"last_seq":6,"settled_through":0}}"#, entries.join(","));
-		expect_journal(&offchain_state, 0, &page);
+		expect_journal(&offchain_ext, 0, &page);
 		<Attribution as Hooks<u64>>::offchain_worker(1);
 
 		let txs = pool_state.read().transactions.clone();
@@ -2508,7 +2510,7 @@ fn the_batcher_settles_the_engines_journal_in_one_batch() {
 			br#"{"through":6}"#.to_vec(),
 			br#"{"settled_through":6}"#,
 		));
-		expect_journal(&offchain_state, 6, r#"{"entries":[],"last_seq":6,"settled_through":6}"#);
+		expect_journal(&offchain_ext, 6, r#"{"entries":[],"last_seq":6,"settled_through":6}"#);
 		<Attribution as Hooks<u64>>::offchain_worker(2);
 		assert_eq!(pool_state.read().transactions.len(), 1);
 	});
