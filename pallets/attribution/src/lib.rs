@@ -1473,20 +1473,32 @@ pub mod pallet {
 		}
 
 		/// Matures settlements from the head of the queue while their window is over and
-		/// `remaining` allows; challenged and released ones just leave the queue.
+		/// `remaining` allows, each priced by its kind (a receipt's `MaxWeights` credits or a
+		/// batch's `MaxBatchContributions`); challenged and released ones just leave the queue.
 		fn mature_receipts(now: BlockNumberFor<T>, remaining: Weight) -> Weight {
-			let per_item = T::WeightInfo::release_rewards(T::MaxWeights::get())
-				.max(T::WeightInfo::release_batch_rewards(T::MaxBatchContributions::get()))
-				.saturating_add(T::DbWeight::get().reads_writes(2, 2));
-			let mut used = T::DbWeight::get().reads(3);
+			let db = T::DbWeight::get();
+			let cost = |settlement: &Settlement<T::AccountId>| {
+				match settlement {
+					Settlement::Receipt(_) => T::WeightInfo::release_rewards(T::MaxWeights::get()),
+					Settlement::Batch(..) =>
+						T::WeightInfo::release_batch_rewards(T::MaxBatchContributions::get()),
+				}
+				.saturating_add(db.reads_writes(2, 2))
+			};
+			let mut used = db.reads(3);
 			if remaining.any_lt(used) {
 				return Weight::zero();
 			}
 			let window = DisputeConfig::<T>::get().challenge_window;
 			let (mut head, tail) = (MaturityHead::<T>::get(), MaturityTail::<T>::get());
-			while head < tail && !remaining.any_lt(used.saturating_add(per_item)) {
-				used = used.saturating_add(per_item);
+			while head < tail && !remaining.any_lt(used.saturating_add(db.reads(1))) {
 				let Some(settlement) = MaturityQueue::<T>::get(head) else { break };
+				let item = cost(&settlement);
+				if remaining.any_lt(used.saturating_add(item)) {
+					used = used.saturating_add(db.reads(1));
+					break;
+				}
+				used = used.saturating_add(item);
 				if let Some(settled_at) = Self::maturing_since(&settlement) {
 					if now <= settled_at.saturating_add(window) {
 						break;

@@ -1815,7 +1815,13 @@ fn on_idle_matures_in_settlement_order_within_its_weight() {
 		// At block 5 only the first is past its window (1 + 3).
 		System::set_block_number(5);
 		let per_receipt = <() as crate::WeightInfo>::release_rewards(4);
-		let used = Attribution::on_idle(5, Weight::MAX);
+		// A receipt is priced as a receipt, not as the largest batch: one receipt's weight
+		// (the mock counts no database weight) is enough.
+		assert!(per_receipt.any_lt(<() as crate::WeightInfo>::release_batch_rewards(4)));
+		assert_eq!(Attribution::on_idle(5, per_receipt.saturating_sub(Weight::from_parts(1, 0))), Weight::zero());
+		assert_eq!(Receipts::<Test>::get(first).unwrap().status, ReceiptStatus::Maturing);
+		let used = Attribution::on_idle(5, per_receipt);
+		assert_eq!(used, per_receipt);
 		assert_eq!(Receipts::<Test>::get(first).unwrap().status, ReceiptStatus::Final);
 		assert_eq!(Receipts::<Test>::get(second).unwrap().status, ReceiptStatus::Maturing);
 		assert!(used.all_gte(per_receipt));
