@@ -39,6 +39,13 @@ pub fn prove_leaf<T: Config>(leaves: &[BatchLeaf<T>], index: u32) -> Option<Prov
 	Some(ProvenLeaf { leaf, index, proof: BoundedVec::try_from(proof.proof).ok()? })
 }
 
+fn charge_of<'a, T: Config>(
+	charges: &'a Charges<T>,
+	payer: &T::AccountId,
+) -> Option<&'a Charge<T::AccountId, BalanceOf<T>>> {
+	charges.iter().find(|c| &c.payer == payer)
+}
+
 impl<T: Config> Pallet<T> {
 	/// What `fraud` proves against the batch `record` with `charges`: the kind, the wronged
 	/// payer and what it lost (at most its charge).
@@ -47,8 +54,8 @@ impl<T: Config> Pallet<T> {
 		charges: &Charges<T>,
 		fraud: &BatchFraud<T>,
 	) -> Result<(FraudKind, T::AccountId, BalanceOf<T>), Error<T>> {
-		let charge_of = |payer: &T::AccountId| charges.iter().find(|c| &c.payer == payer);
-		let charged = |payer: &T::AccountId| charge_of(payer).map_or(Zero::zero(), |c| c.amount);
+		let charged =
+			|payer: &T::AccountId| charge_of::<T>(charges, payer).map_or(Zero::zero(), |c| c.amount);
 		match fraud {
 			BatchFraud::Leaf(proven) => {
 				Self::ensure_in_batch(record, proven)?;
@@ -118,7 +125,7 @@ impl<T: Config> Pallet<T> {
 		left: Option<&BatchLeaf<T>>,
 		right: Option<&BatchLeaf<T>>,
 	) -> Option<(FraudKind, T::AccountId)> {
-		let charge_of = |payer: &T::AccountId| charges.iter().find(|c| &c.payer == payer);
+		let charge_of = |payer: &T::AccountId| charge_of::<T>(charges, payer);
 		let same_payer = matches!((left, right), (Some(l), Some(r)) if l.payer == r.payer);
 		if let (Some(l), Some(r)) = (left, right) {
 			if (&l.payer, l.nonce) >= (&r.payer, r.nonce) {

@@ -1287,6 +1287,19 @@ fn the_pool_accepts_a_valid_receipt_and_rejects_a_bad_one() {
 
 // --- The off-chain worker ----------------------------------------------------------------------
 
+/// Runs `test` on the mock runtime with the off-chain worker's extensions: `engine` takes the
+/// HTTP requests the test expects, `pool()` lists the transactions submitted so far.
+fn with_offchain_worker(test: impl FnOnce(&TestOffchainExt, &dyn Fn() -> Vec<Vec<u8>>)) {
+	let mut ext = new_test_ext();
+	let (engine, _) = TestOffchainExt::new();
+	let (pool, pool_state) = TestTransactionPoolExt::new();
+	ext.register_extension(OffchainDbExt::new(engine.clone()));
+	ext.register_extension(OffchainWorkerExt::new(engine.clone()));
+	ext.register_extension(TransactionPoolExt::new(pool));
+	let transactions = move || pool_state.read().transactions.clone();
+	ext.execute_with(|| test(&engine, &transactions));
+}
+
 /// Runs the off-chain worker; its batcher finds the engine's journal empty.
 fn ocw(offchain: &TestOffchainExt, block: u64) {
 	expect_journal(offchain, 0, r#"{"entries":[],"last_seq":0,"settled_through":0}"#);
@@ -1332,14 +1345,7 @@ fn engine_request(uri: &str, body: Vec<u8>, response: &[u8]) -> PendingRequest {
 
 #[test]
 fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
-	let mut ext = new_test_ext();
-	let (offchain, offchain_state) = TestOffchainExt::new();
-	let (pool, pool_state) = TestTransactionPoolExt::new();
-	ext.register_extension(OffchainDbExt::new(offchain.clone()));
-	let offchain_ext = TestOffchainExt(offchain_state.clone());
-	ext.register_extension(OffchainWorkerExt::new(offchain));
-	ext.register_extension(TransactionPoolExt::new(pool));
-	ext.execute_with(|| {
+	with_offchain_worker(|engine, pool| {
 		let w = World::new();
 		UintAuthorityId::set_all_keys(vec![key_of(ALICE)]);
 		sp_io::offchain::local_storage_set(
@@ -1364,14 +1370,14 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 			hex(&[0x11; 32]),
 			hex(&[0x22; 32]),
 		);
-		offchain_state.write().expect_request(engine_request(
+		engine.0.write().expect_request(engine_request(
 			"http://engine:9000/v1/completions",
 			completion_body(w.model),
 			answer.as_bytes(),
 		));
-		ocw(&offchain_ext, 1);
+		ocw(engine, 1);
 
-		let txs = pool_state.read().transactions.clone();
+		let txs = pool();
 		assert_eq!(txs.len(), 1);
 		let xt = Extrinsic::decode(&mut &txs[0][..]).unwrap();
 		assert!(matches!(xt.preamble, sp_runtime::generic::Preamble::General(..)));
@@ -1384,13 +1390,13 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 
 		// A later run of the same block neither asks the engine again nor resubmits; five
 		// blocks on, the same receipt is submitted again in case the first was dropped.
-		ocw(&offchain_ext, 1);
+		ocw(engine, 1);
 		System::set_block_number(5);
-		ocw(&offchain_ext, 5);
-		assert_eq!(pool_state.read().transactions.len(), 1);
+		ocw(engine, 5);
+		assert_eq!(pool().len(), 1);
 		System::set_block_number(6);
-		ocw(&offchain_ext, 6);
-		let txs = pool_state.read().transactions.clone();
+		ocw(engine, 6);
+		let txs = pool();
 		assert_eq!(txs.len(), 2);
 		assert_eq!(txs[1], txs[0]);
 
@@ -1403,21 +1409,14 @@ fn the_offchain_worker_answers_and_submits_an_authorized_receipt() {
 		assert_eq!(Rewards::<Test>::get(EVE), EVE1_AMOUNT + EVE2_AMOUNT);
 		// Nothing is assigned any more: the worker does nothing.
 		System::set_block_number(20);
-		ocw(&offchain_ext, 20);
-		assert_eq!(pool_state.read().transactions.len(), 2);
+		ocw(engine, 20);
+		assert_eq!(pool().len(), 2);
 	});
 }
 
 #[test]
 fn the_offchain_worker_gives_up_after_three_failed_attempts() {
-	let mut ext = new_test_ext();
-	let (offchain, offchain_state) = TestOffchainExt::new();
-	let (pool, pool_state) = TestTransactionPoolExt::new();
-	ext.register_extension(OffchainDbExt::new(offchain.clone()));
-	let offchain_ext = TestOffchainExt(offchain_state.clone());
-	ext.register_extension(OffchainWorkerExt::new(offchain));
-	ext.register_extension(TransactionPoolExt::new(pool));
-	ext.execute_with(|| {
+	with_offchain_worker(|engine, pool| {
 		let w = World::new();
 		// BOB's key is not in this node's keystore: his requests are not this node's to answer.
 		register(BOB, &[w.model]);
@@ -1427,19 +1426,19 @@ fn the_offchain_worker_gives_up_after_three_failed_attempts() {
 		assert_eq!(Requests::<Test>::get(bobs).unwrap().operator, BOB);
 		for block in 1..=crate::offchain::MAX_ATTEMPTS as u64 {
 			// The default address, and an answer that is not a completion.
-			offchain_state.write().expect_request(engine_request(
+			engine.0.write().expect_request(engine_request(
 				"http://127.0.0.1:8000/v1/completions",
 				completion_body(w.model),
 				b"<html>Bad gateway</html>",
 			));
 			System::set_block_number(block);
-			ocw(&offchain_ext, block);
+			ocw(engine, block);
 		}
 		// A fourth run does not call the engine (the test externalities would panic on an
 		// unexpected request).
 		System::set_block_number(10);
-		ocw(&offchain_ext, 10);
-		assert!(pool_state.read().transactions.is_empty());
+		ocw(engine, 10);
+		assert!(pool().is_empty());
 		assert!(Requests::<Test>::get(request_id).is_some());
 	});
 }
@@ -1840,14 +1839,7 @@ fn on_idle_matures_in_settlement_order_within_its_weight() {
 
 #[test]
 fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
-	let mut ext = new_test_ext();
-	let (offchain, offchain_state) = TestOffchainExt::new();
-	let (pool, pool_state) = TestTransactionPoolExt::new();
-	ext.register_extension(OffchainDbExt::new(offchain.clone()));
-	let offchain_ext = TestOffchainExt(offchain_state.clone());
-	ext.register_extension(OffchainWorkerExt::new(offchain));
-	ext.register_extension(TransactionPoolExt::new(pool));
-	ext.execute_with(|| {
+	with_offchain_worker(|engine, pool| {
 		let w = World::new();
 		let request_id = w.disputed();
 		// This node holds BOB's key: BOB verifies, ALICE (the accused) is not asked.
@@ -1868,14 +1860,14 @@ fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
 			hex(&[0x11; 32]),
 			hex(claimed_record().as_bytes()),
 		);
-		offchain_state.write().expect_request(engine_request(
+		engine.0.write().expect_request(engine_request(
 			"http://127.0.0.1:8000/v1/completions",
 			body.into_bytes(),
 			answer.as_bytes(),
 		));
-		ocw(&offchain_ext, 1);
+		ocw(engine, 1);
 
-		let txs = pool_state.read().transactions.clone();
+		let txs = pool();
 		assert_eq!(txs.len(), 1);
 		let xt = Extrinsic::decode(&mut &txs[0][..]).unwrap();
 		let RuntimeCall::Attribution(call) = xt.function else { panic!("not a vote") };
@@ -1902,8 +1894,8 @@ fn a_verifiers_offchain_worker_reruns_the_request_and_votes() {
 		// Having voted, the worker leaves the dispute alone (an unexpected engine call would
 		// panic).
 		System::set_block_number(2);
-		ocw(&offchain_ext, 2);
-		assert_eq!(pool_state.read().transactions.len(), 1);
+		ocw(engine, 2);
+		assert_eq!(pool().len(), 1);
 	});
 }
 
@@ -2459,14 +2451,7 @@ fn journal_entry(seq: u64, payer: AccountId, nonce: u64, adapter: H256, output_t
 
 #[test]
 fn the_batcher_settles_the_engines_journal_in_one_batch() {
-	let mut ext = new_test_ext();
-	let (offchain, offchain_state) = TestOffchainExt::new();
-	let (pool, pool_state) = TestTransactionPoolExt::new();
-	ext.register_extension(OffchainDbExt::new(offchain.clone()));
-	let offchain_ext = TestOffchainExt(offchain_state.clone());
-	ext.register_extension(OffchainWorkerExt::new(offchain));
-	ext.register_extension(TransactionPoolExt::new(pool));
-	ext.execute_with(|| {
+	with_offchain_worker(|engine, pool| {
 		let w = World::new();
 		UintAuthorityId::set_all_keys(vec![key_of(ALICE)]);
 		deposit_credits();
@@ -2482,10 +2467,10 @@ fn the_batcher_settles_the_engines_journal_in_one_batch() {
 			journal_entry(6, CHARLIE, 2, ours, 1, &[]),
 		];
 		let page = format!(r#"{{"entries":[{}],"last_seq":6,"settled_through":0}}"#, entries.join(","));
-		expect_journal(&offchain_ext, 0, &page);
+		expect_journal(engine, 0, &page);
 		<Attribution as Hooks<u64>>::offchain_worker(1);
 
-		let txs = pool_state.read().transactions.clone();
+		let txs = pool();
 		assert_eq!(txs.len(), 1);
 		let xt = Extrinsic::decode(&mut &txs[0][..]).unwrap();
 		let RuntimeCall::Attribution(call) = xt.function else { panic!("not a batch") };
@@ -2511,13 +2496,13 @@ fn the_batcher_settles_the_engines_journal_in_one_batch() {
 
 		// The next block tells the engine entries through 6 are settled, then reads after them.
 		System::set_block_number(2);
-		offchain_state.write().expect_request(engine_request(
+		engine.0.write().expect_request(engine_request(
 			"http://127.0.0.1:8000/v1/journal/settled",
 			br#"{"through":6}"#.to_vec(),
 			br#"{"settled_through":6}"#,
 		));
-		expect_journal(&offchain_ext, 6, r#"{"entries":[],"last_seq":6,"settled_through":6}"#);
+		expect_journal(engine, 6, r#"{"entries":[],"last_seq":6,"settled_through":6}"#);
 		<Attribution as Hooks<u64>>::offchain_worker(2);
-		assert_eq!(pool_state.read().transactions.len(), 1);
+		assert_eq!(pool().len(), 1);
 	});
 }
