@@ -122,6 +122,20 @@ pub fn merkle_root<'a>(content_hashes: impl IntoIterator<Item = &'a Hash256>) ->
     .0
 }
 
+/// The Merkle root over whole leaves, each hashed first: what the attribution pallet's
+/// `receipts_root` commits to for a batch's SCALE-encoded leaves (zero for none).
+pub fn leaves_root<L: AsRef<[u8]>>(leaves: &[L]) -> Hash256 {
+    binary_merkle_tree::merkle_root::<BlakeTwo256, _>(leaves).0
+}
+
+/// The proof of `leaves[index]` against [`leaves_root`]: the sibling hashes from the leaf up, as
+/// the pallet's `ProvenLeaf::proof` takes them; `None` past the last leaf.
+pub fn leaf_proof<L: AsRef<[u8]>>(leaves: &[L], index: usize) -> Option<Vec<Hash256>> {
+    let index = u32::try_from(index).ok().filter(|&i| (i as usize) < leaves.len())?;
+    let proof = binary_merkle_tree::merkle_proof::<BlakeTwo256, _, _>(leaves.iter(), index);
+    Some(proof.proof.into_iter().map(|h| h.0).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +151,19 @@ mod tests {
         // An odd leaf is promoted unhashed to the next row.
         assert_eq!(merkle_root([&a, &b, &c]), blake2_256(&[ab, c].concat()));
         assert_eq!(merkle_root([]), [0u8; 32]);
+    }
+
+    #[test]
+    fn leaf_proofs_climb_to_the_leaves_root() {
+        let leaves: Vec<Vec<u8>> = (1..=5u8).map(|n| vec![n; n as usize]).collect();
+        let h: Vec<Hash256> = leaves.iter().map(|l| blake2_256(l)).collect();
+        let pair = |a: &Hash256, b: &Hash256| blake2_256(&[*a, *b].concat());
+        let (h01, h23) = (pair(&h[0], &h[1]), pair(&h[2], &h[3]));
+        // The fifth leaf has no sibling on two rows and is promoted to the top.
+        let root = pair(&pair(&h01, &h23), &h[4]);
+        assert_eq!(leaves_root(&leaves), root);
+        assert_eq!(leaf_proof(&leaves, 2).unwrap(), vec![h[3], h01, h[4]]);
+        assert_eq!(leaf_proof(&leaves, 4).unwrap(), vec![pair(&h01, &h23)]);
+        assert_eq!(leaf_proof(&leaves, 5), None);
     }
 }

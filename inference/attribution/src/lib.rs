@@ -19,5 +19,5 @@ pub mod ppm;
 pub mod record;
 pub mod span;
 
-pub use hash::{blake2_256, blake2_256_file, hex32, merkle_root, parse_hex32, Hash256};
+pub use hash::{blake2_256, blake2_256_file, hex32, leaf_proof, leaves_root, merkle_root, parse_hex32, Hash256};
 pub use ppm::{to_ppm, ContributionId, Weight, PPM};

@@ -348,7 +348,7 @@ fn read_entries(bytes: &[u8]) -> Result<(Vec<Entry>, usize), String> {
 }
 
 /// Replaces `dir/name` so that a crash leaves either the old or the new contents.
-fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
@@ -358,7 +358,7 @@ fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// `0x` hex for fixed-size byte arrays.
-mod hex_bytes {
+pub(crate) mod hex_bytes {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer, const N: usize>(b: &[u8; N], s: S) -> Result<S::Ok, S::Error> {

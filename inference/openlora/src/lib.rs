@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod attributor;
+pub mod batches;
 pub mod engine;
 pub mod fixtures;
 pub mod journal;

@@ -12,7 +12,8 @@
 //!
 //! With `--ledger-genesis` (and `--journal`), a completion may be prepaid: signed by the paying
 //! account (`"openledger"`, see `prepaid`) and journaled before it is answered (see `journal`);
-//! `/v1/journal` and `/v1/journal/settled` serve the journal to the operator's node.
+//! `/v1/journal` and `/v1/journal/settled` serve the journal to the operator's node, and
+//! `/v1/batches/{nonce}` archives and serves the leaves of the batches it settles (see `batches`).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -24,12 +25,12 @@ use attribution::hex32;
 use candle_core::Device;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -38,6 +39,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::adapters::{register_dir, AdapterStore, StoreError};
+use crate::batches::{ArchiveError, ArchivedBatch, BatchArchive, BatchUpload, LeafProof};
 use crate::attributor::{AttributionCache, Attributor, Completion, MethodChoice};
 use crate::engine::{Engine, EngineConfig, Event, Finish, Request, SubmitError};
 use crate::journal::{Journal, Leaf, NonceUsed, Page, Reservation, SettleError};
@@ -46,6 +48,9 @@ use crate::metrics::Metrics;
 use crate::models::gemma3::Gemma3;
 use crate::prepaid::{Authorization, Terms};
 use crate::sampling::SamplingParams;
+
+/// A batch's leaves (`PUT /v1/batches/{nonce}`) may be up to this many bytes.
+pub const MAX_BATCH_BODY_BYTES: usize = 4 << 20;
 
 /// Request bodies above this are refused (413): prompts are bounded by the context anyway.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -104,6 +109,8 @@ pub struct ServerState {
     default_attribution: Option<MethodChoice>,
     ledger_genesis: Option<Hash256>,
     journal: Option<Arc<Journal>>,
+    /// In the journal's folder, under `batches/`.
+    batches: Option<Arc<BatchArchive>>,
 }
 
 impl ServerState {
@@ -118,6 +125,15 @@ impl ServerState {
             .journal
             .as_deref()
             .map(|dir| Journal::open(dir).with_context(|| format!("opening the journal {}", dir.display())))
+            .transpose()?
+            .map(Arc::new);
+        let batches = opts
+            .journal
+            .as_deref()
+            .map(|dir| {
+                let dir = dir.join("batches");
+                BatchArchive::open(&dir).with_context(|| format!("opening the batch archive {}", dir.display()))
+            })
             .transpose()?
             .map(Arc::new);
         let started = std::time::Instant::now();
@@ -161,6 +177,7 @@ impl ServerState {
             default_attribution: opts.default_attribution,
             ledger_genesis: opts.ledger_genesis,
             journal,
+            batches,
         })
     }
 }
@@ -174,6 +191,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/unload_lora_adapter", post(unload_adapter))
         .route("/v1/journal", get(journal_page))
         .route("/v1/journal/settled", post(journal_settled))
+        .route(
+            "/v1/batches/{nonce}",
+            put(archive_batch).get(archived_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
+        .route("/v1/batches/{nonce}/proofs/{index}", get(leaf_proof))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
@@ -202,6 +224,9 @@ impl ApiError {
     }
     fn journal_failed(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "journal_failed", format!("the journal could not record it: {e}"))
+    }
+    fn archive_failed(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "archive_failed", format!("the batch archive failed: {e}"))
     }
     fn json(&self) -> Value {
         let kind = match self.status.as_u16() {
@@ -950,6 +975,69 @@ async fn journal_settled(
     let through =
         tokio::task::spawn_blocking(move || journal.settle(req.through)).await.map_err(ApiError::journal_failed)??;
     Ok(Json(json!({"settled_through": through})))
+}
+
+fn batches_of(state: &ServerState) -> Result<&Arc<BatchArchive>, ApiError> {
+    state.batches.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "journal_disabled", "this server keeps no batches (start it with --journal DIR)")
+    })
+}
+
+fn path_of<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(p)| p).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+impl From<ArchiveError> for ApiError {
+    fn from(e: ArchiveError) -> Self {
+        match e {
+            ArchiveError::Io(_) => Self::archive_failed(e),
+            _ => Self::bad_request(e.to_string()),
+        }
+    }
+}
+
+/// The operator's node archives a batch before submitting it.
+async fn archive_batch(
+    State(state): State<Arc<ServerState>>,
+    nonce: Result<Path<u64>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let archive = batches_of(&state)?.clone();
+    let nonce = path_of(nonce)?;
+    let upload: BatchUpload = parse(body)?;
+    // Hashing up to thousands of leaves and an fsync: off the async runtime.
+    let archived = tokio::task::spawn_blocking(move || archive.put(nonce, upload))
+        .await
+        .map_err(ApiError::archive_failed)??;
+    Ok(Json(json!({"nonce": nonce, "root": hex32(&archived.upload.root), "leaves": archived.upload.leaves.len()})))
+}
+
+async fn load_batch(state: &ServerState, nonce: u64) -> Result<ArchivedBatch, ApiError> {
+    let archive = batches_of(state)?.clone();
+    tokio::task::spawn_blocking(move || archive.get(nonce))
+        .await
+        .map_err(ApiError::archive_failed)?
+        .map_err(ApiError::archive_failed)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "batch_not_found", format!("no batch {nonce} is archived here")))
+}
+
+async fn archived_batch(
+    State(state): State<Arc<ServerState>>,
+    nonce: Result<Path<u64>, PathRejection>,
+) -> Result<Json<ArchivedBatch>, ApiError> {
+    Ok(Json(load_batch(&state, path_of(nonce)?).await?))
+}
+
+async fn leaf_proof(
+    State(state): State<Arc<ServerState>>,
+    path: Result<Path<(u64, usize)>, PathRejection>,
+) -> Result<Json<LeafProof>, ApiError> {
+    let (nonce, index) = path_of(path)?;
+    let batch = load_batch(&state, nonce).await?;
+    let leaves = batch.upload.leaves.len();
+    batch.proof(index).map(Json).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "leaf_not_found", format!("batch {nonce} has {leaves} leaves, not a leaf {index}"))
+    })
 }
 
 async fn health(State(state): State<Arc<ServerState>>) -> Json<Value> {

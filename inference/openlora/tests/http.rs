@@ -417,3 +417,70 @@ async fn without_a_genesis_prepaid_requests_are_refused() {
     let e = ServerState::open(opts).err().expect("a genesis without a journal is refused");
     assert!(e.to_string().contains("--journal"), "{e}");
 }
+
+async fn put(s: &Server, path: &str, body: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .put(format!("{}{path}", s.url))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_batches_are_archived_with_their_leaves_and_served_with_proofs() {
+    let s = start_prepaid().await;
+    let leaves: Vec<Vec<u8>> = (1..=3u8).map(|n| vec![n; 40]).collect();
+    let root = attribution::leaves_root(&leaves);
+    let upload = |root: [u8; 32], leaves: &[Vec<u8>]| {
+        json!({
+            "root": attribution::hex32(&root),
+            "batch": "0x0102",
+            "leaves": leaves.iter().map(|l| format!("0x{}", hex::encode(l))).collect::<Vec<_>>(),
+        })
+        .to_string()
+    };
+
+    let (status, body) = get_json(&s, "/v1/batches/7").await;
+    assert_eq!((status, code(&body)), (404, "batch_not_found"));
+    let (status, body) = put(&s, "/v1/batches/7", &upload(root, &leaves)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["leaves"], 3);
+
+    let (status, body) = get_json(&s, "/v1/batches/7").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["nonce"].as_u64(), body["batch"].as_str()), (Some(7), Some("0x0102")));
+    assert_eq!(body["leaves"][2], format!("0x{}", hex::encode(&leaves[2])));
+    let (status, proof) = get_json(&s, "/v1/batches/7/proofs/0").await;
+    assert_eq!(status, 200, "{proof}");
+    let sibling = format!("0x{}", hex::encode(blake2_256(&leaves[1])));
+    assert_eq!(proof["proof"][0], sibling);
+    assert_eq!((proof["number_of_leaves"].as_u64(), proof["root"].as_str()), (Some(3), Some(attribution::hex32(&root).as_str())));
+    let (status, body) = get_json(&s, "/v1/batches/7/proofs/3").await;
+    assert_eq!((status, code(&body)), (404, "leaf_not_found"));
+
+    // Leaves that do not hash to the root, a bad nonce and bad JSON are refused; the archive
+    // keeps what it had.
+    let (status, body) = put(&s, "/v1/batches/7", &upload([9; 32], &leaves)).await;
+    assert_eq!((status, code(&body)), (400, "bad_request"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("not the stated root"), "{body}");
+    let (status, body) = put(&s, "/v1/batches/seven", &upload(root, &leaves)).await;
+    assert_eq!((status, code(&body)), (400, "bad_request"), "{body}");
+    let (status, body) = put(&s, "/v1/batches/7", "{\"root\": 1}").await;
+    assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
+    let (_, body) = get_json(&s, "/v1/batches/7").await;
+    assert_eq!(body["leaves"].as_array().map(Vec::len), Some(3));
+
+    // Without a journal there is no archive either.
+    let plain = start(EngineConfig::default()).await;
+    let (status, body) = get_json(&plain, "/v1/batches/7").await;
+    assert_eq!((status, code(&body)), (404, "journal_disabled"));
+}
+
+async fn get_json(s: &Server, path: &str) -> (u16, Value) {
+    let (status, body) = get(s, path).await;
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+}

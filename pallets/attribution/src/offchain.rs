@@ -381,12 +381,24 @@ fn call_engine(
 /// POSTs the JSON `body` to the engine's `path`, or GETs it without one: the status and the
 /// body, or why the engine could not be reached.
 fn engine_http(path: &str, body: Option<Vec<u8>>) -> Result<(u16, Vec<u8>), String> {
+	let method = if body.is_some() { http::Method::Post } else { http::Method::Get };
+	engine_request(method, path, body)
+}
+
+/// `method` on the engine's `path`, with a JSON `body` if any; the status and the response body.
+fn engine_request(
+	method: http::Method,
+	path: &str,
+	body: Option<Vec<u8>>,
+) -> Result<(u16, Vec<u8>), String> {
 	let url = format!("{}{path}", engine_url());
 	let deadline = sp_io::offchain::timestamp().add(Duration::from_millis(ENGINE_TIMEOUT_MS));
 	let request = match body {
-		Some(body) => http::Request::post(&url, alloc::vec![body])
+		Some(body) => http::Request::new(&url)
+			.method(method)
+			.body(alloc::vec![body])
 			.add_header("Content-Type", "application/json"),
-		None => http::Request::new(&url).body(Vec::new()),
+		None => http::Request::new(&url).method(method).body(Vec::new()),
 	};
 	let pending = request
 		.deadline(deadline)

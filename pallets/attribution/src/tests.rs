@@ -2468,6 +2468,57 @@ fn the_batcher_settles_the_engines_journal_in_one_batch() {
 		];
 		let page = format!(r#"{{"entries":[{}],"last_seq":6,"settled_through":0}}"#, entries.join(","));
 		expect_journal(engine, 0, &page);
+
+		// Three receipts at (123_457 + 234_567) / 1000 = 358 each, by payer, with running
+		// totals; the engine's sr25519 signatures become the mock's never-verifying one.
+		let entry_leaf = |payer, nonce, weights: &[(ContributionId, Ppm)], payer_total| BatchLeaf::<Test> {
+			payer,
+			nonce,
+			max_fee: MAX_FEE,
+			signature: PayerSignature(AccountId::MAX, Vec::new()),
+			prompt_hash: H256::repeat_byte(1),
+			max_tokens: MAX_OUTPUT_TOKENS,
+			output_hash: H256::repeat_byte(2),
+			input_tokens: 1,
+			output_tokens: 1,
+			attestation: crate::attestation(&H256::repeat_byte(4), weights),
+			fee: 358,
+			payer_total,
+		};
+		let mut charlie_weights = [(w.ferdie, 600_000), (w.eve1, 400_000)];
+		charlie_weights.sort();
+		let leaves = vec![
+			entry_leaf(CHARLIE, 1, &charlie_weights, 358),
+			entry_leaf(CHARLIE, 2, &[], 716),
+			entry_leaf(GRACE, 1, &[(w.eve1, 1_000_000)], 358),
+		];
+		let expected = ReceiptBatch::<Test> {
+			operator: ALICE,
+			model_id: w.model,
+			nonce: 0,
+			receipts_root: batch_root(&leaves),
+			receipts: 3,
+			rates: rates(),
+			charges: BoundedVec::truncate_from(vec![
+				Charge { payer: CHARLIE, amount: 716, first_nonce: 1, last_nonce: 2 },
+				Charge { payer: GRACE, amount: 358, first_nonce: 1, last_nonce: 1 },
+			]),
+			// EVE's contribution: all of GRACE's 358 and 40 % of CHARLIE's first (143);
+			// FERDIE's 60 % of it (214).
+			influence: BoundedVec::truncate_from(vec![(w.eve1, 358 + 143), (w.ferdie, 214)]),
+		};
+		// Before the batch is submitted, the engine archives it with its leaves.
+		let leaves_hex: Vec<String> = leaves.iter().map(|l| format!(r#""0x{}""#, hex(&l.encode()))).collect();
+		let archive = format!(
+			r#"{{"root":"0x{}","batch":"0x{}","leaves":[{}]}}"#,
+			hex(expected.receipts_root.as_bytes()),
+			hex(&expected.encode()),
+			leaves_hex.join(",")
+		);
+		engine.0.write().expect_request(PendingRequest {
+			method: "PUT".into(),
+			..engine_request("http://127.0.0.1:8000/v1/batches/0", archive.into_bytes(), br#"{"nonce":0}"#)
+		});
 		<Attribution as Hooks<u64>>::offchain_worker(1);
 
 		let txs = pool();
@@ -2475,16 +2526,7 @@ fn the_batcher_settles_the_engines_journal_in_one_batch() {
 		let xt = Extrinsic::decode(&mut &txs[0][..]).unwrap();
 		let RuntimeCall::Attribution(call) = xt.function else { panic!("not a batch") };
 		let Call::submit_receipt_batch { batch, signature } = call.clone() else { panic!("not a batch") };
-		// Three receipts at (123_457 + 234_567) / 1000 = 358 each, by payer.
-		assert_eq!(batch.receipts, 3);
-		assert_eq!(
-			batch.charges.iter().map(|c| (c.payer, c.amount, c.first_nonce, c.last_nonce)).collect::<Vec<_>>(),
-			vec![(CHARLIE, 716, 1, 2), (GRACE, 358, 1, 1)]
-		);
-		// EVE's contribution: all of GRACE's 358 and 40 % of CHARLIE's first (143); FERDIE's
-		// 60 % of it (214).
-		assert_eq!(batch.influence.to_vec(), vec![(w.eve1, 358 + 143), (w.ferdie, 214)]);
-		assert_eq!(batch.rates, rates());
+		assert_eq!(batch, expected);
 		assert!(matches!(call.authorize(TransactionSource::Local), Some(Ok(_))));
 		assert_ok!(Attribution::submit_receipt_batch(
 			frame_system::RawOrigin::Authorized.into(),

@@ -3,17 +3,18 @@
 // datanet version, an adapter trained on it by ModelFactory, the model and the dev node's
 // operator (Alice, whose attribution key `--dev` inserts) registered, and an inference requested
 // through polkadot.js: the off-chain worker answers with a signed receipt and the fee is split
-// to the plank. Then the receipts the pallet must refuse, each with its own error, and a refund.
+// to the plank. Then the receipts the pallet must refuse, each with its own error, and a refund;
+// prepaid requests settled in a batch, a dispute, and a fraud proof against a batch.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe } from 'node:test';
 
 import { Keyring } from '@polkadot/api';
 import { stringToU8a, u8aToHex } from '@polkadot/util';
-import { blake2AsHex } from '@polkadot/util-crypto';
+import { blake2AsHex, signatureVerify } from '@polkadot/util-crypto';
 
 import { datanetsRpc } from '../datanets-rpc.mjs';
 import {
@@ -45,6 +46,8 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
   let trained;
   let modelId;
   let settled;
+  let engineOptions;
+  let charlieBatch;
 
   const step = stepDeclarer('the dev node', () => startError, (name, timeoutMs, fn) =>
     node.step(name, timeoutMs, fn));
@@ -98,6 +101,12 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     }
   };
 
+  /** What a wallet signs for a prepaid request: the SCALE terms (see openlora's `prepaid`). */
+  const requestTerms = (api, { adapter, promptHash, maxTokens = MAX_OUTPUT_TOKENS, nonce, maxFee = MAX_FEE }) =>
+    api.createType('([u8;21],[u8;32],[u8;32],[u8;32],u32,u64,u128)', [
+      stringToU8a('openledger/request/v1'), api.genesisHash, adapter, promptHash, maxTokens, nonce, maxFee,
+    ]).toU8a();
+
   const free = async (api, who, at) =>
     (await (at ? await api.at(at) : api).query.system.account(who)).data.free.toBigInt();
 
@@ -111,11 +120,12 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.deepEqual(trained.lineage.datanets[0].contributions.map((c) => c.id), datanet.contributionIds);
     // The gradient method weighs every contribution of the lineage, so the contributors are paid
     // whatever the few-step adapter outputs; the span method pays only copied text.
-    engine = await startEngine(OPENLORA, {
+    engineOptions = {
       port: enginePort,
       loras: [`towns=${path.join(work, 'adapter')}`],
       extraArgs: ['--attribution', 'datainf', '--ledger-genesis', api.genesisHash.toHex(), '--journal', path.join(work, 'journal')],
-    });
+    };
+    engine = await startEngine(OPENLORA, engineOptions);
   });
 
   step('the model and two operators are registered: Alice (this node\'s key) and Bob (no node)', 120_000, async (api) => {
@@ -298,13 +308,10 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     const reserved = async () => (await api.query.system.account(charlie.address)).data.reserved.toBigInt();
     const before = await reserved();
     const firstBatch = (await api.query.attribution.batchNonce(alice.address)).toNumber();
+    charlieBatch = firstBatch;
 
-    // What a wallet signs: the SCALE encoding of the terms (see openlora's `prepaid`).
     const authorize = (prompt, nonce) => {
-      const terms = api.createType('([u8;21],[u8;32],[u8;32],[u8;32],u32,u64,u128)', [
-        stringToU8a('openledger/request/v1'), api.genesisHash, adapter, blake2AsHex(prompt, 256),
-        MAX_OUTPUT_TOKENS, nonce, MAX_FEE,
-      ]).toU8a();
+      const terms = requestTerms(api, { adapter, promptHash: blake2AsHex(prompt, 256), nonce });
       return { account: u8aToHex(charlie.publicKey), nonce, max_fee: MAX_FEE.toString(), signature: u8aToHex(charlie.sign(terms)) };
     };
     let fees = 0n;
@@ -382,5 +389,82 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     const final = (await api.query.attribution.receipts(request.requestId)).unwrap();
     assert.equal(final.status.toString(), 'Final');
     assert.ok((await api.query.attribution.disputes(request.requestId)).isNone);
+  });
+
+  step('Charlie checks Alice\'s batches against the engine\'s archive; a request forged into the engine\'s journal is batched, and Charlie proves the fraud', 300_000, async (api) => {
+    const { alice, charlie } = accounts;
+    const adapter = (await api.query.modelRegistry.models(modelId)).unwrap().adapterHash.toHex();
+    const platform = BigInt((await api.query.attribution.feeParams()).toJSON().platformFee);
+    const archived = async (nonce) => {
+      const response = await fetch(`${engine.url}/v1/batches/${nonce}`);
+      const body = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(body));
+      return {
+        root: body.root,
+        batch: api.createType('PalletAttributionReceiptBatch', body.batch),
+        leaves: body.leaves.map((l) => api.createType('PalletAttributionBatchLeaf', l)),
+      };
+    };
+    /** Whether the payer signed the request its leaf charges it for. */
+    const signedByPayer = (leaf) => signatureVerify(
+      requestTerms(api, { adapter, promptHash: leaf.promptHash, maxTokens: leaf.maxTokens, nonce: leaf.nonce, maxFee: leaf.maxFee }),
+      leaf.signature.asSr25519, leaf.payer,
+    ).isValid;
+
+    // The honest batch of the three requests: its leaves prove the root on chain, and each is
+    // a request Charlie signed, with running totals up to what he was charged.
+    const honest = await archived(charlieBatch);
+    const honestRecord = (await api.query.attribution.batches(alice.address, charlieBatch)).unwrap();
+    assert.equal(honest.root, honestRecord.receiptsRoot.toHex());
+    assert.deepEqual(honest.leaves.map((l) => [l.payer.toString(), l.nonce.toNumber()]),
+      [1, 2, 3].map((n) => [charlie.address, n]));
+    assert.ok(honest.leaves.every(signedByPayer));
+    assert.equal(honest.leaves[2].payerTotal.toBigInt(), honestRecord.fee.toBigInt());
+
+    // The engine is restarted with two entries appended to its journal: nonce 4, which Charlie
+    // signed, and nonce 5, whose signature is Charlie's for another prompt.
+    await engine.stop();
+    const journal = path.join(work, 'journal');
+    const { through } = JSON.parse(readFileSync(path.join(journal, 'settled.json'), 'utf8'));
+    const entry = (seq, nonce, prompt, signedPrompt) => ({
+      seq, account: u8aToHex(charlie.publicKey), nonce, max_fee: MAX_FEE.toString(),
+      signature: u8aToHex(charlie.sign(requestTerms(api, { adapter, promptHash: blake2AsHex(signedPrompt, 256), nonce }))),
+      adapter_hash: adapter, prompt_hash: blake2AsHex(prompt, 256), max_tokens: MAX_OUTPUT_TOKENS,
+      output_hash: blake2AsHex(`output ${nonce}`, 256), input_tokens: 5, output_tokens: MAX_OUTPUT_TOKENS,
+      method: 'none', index_root: u8aToHex(new Uint8Array(32)), record_hash: u8aToHex(new Uint8Array(32)), weights: [],
+    });
+    appendFileSync(path.join(journal, 'journal.jsonl'), [
+      entry(through + 1, 4, 'Snow on Quillon', 'Snow on Quillon'),
+      entry(through + 2, 5, 'A request Charlie never made', 'Snow on Quillon'),
+    ].map((e) => `${JSON.stringify(e)}\n`).join(''));
+    engine = await startEngine(OPENLORA, engineOptions);
+
+    const nonce = charlieBatch + 1;
+    const fee = (5n * PRICE_IN + BigInt(MAX_OUTPUT_TOKENS) * PRICE_OUT) / 1000n + platform;
+    const record = await waitFor(async () => {
+      const r = await api.query.attribution.batches(alice.address, nonce);
+      return r.isSome ? r.unwrap() : null;
+    }, 120_000, 'Alice\'s batch of the forged entries');
+    assert.equal(record.fee.toBigInt(), 2n * fee);
+
+    // Charlie finds the leaf he did not sign and proves it with the engine's Merkle proof.
+    const batch = await archived(nonce);
+    assert.equal(batch.root, record.receiptsRoot.toHex());
+    const index = batch.leaves.findIndex((l) => !signedByPayer(l));
+    assert.equal(index, 1);
+    const proof = await (await fetch(`${engine.url}/v1/batches/${nonce}/proofs/${index}`)).json();
+    assert.equal(proof.proof.length, 1);
+    const before = await free(api, charlie.address);
+    const events = await submit(api.tx.attribution.challengeBatch(alice.address, nonce, batch.batch.charges,
+      { Leaf: { leaf: batch.leaves[index], index, proof: proof.proof } }), charlie);
+    const proven = eventsOf(events, 'attribution', 'BatchFraudProven')[0].data;
+    assert.equal(proven.kind.toString(), 'Unsigned');
+    assert.equal(proven.payer.toString(), charlie.address);
+    assert.equal(proven.refunded.toBigInt(), fee, 'Charlie gets back the fee of the request he did not sign');
+    assert.ok(proven.slashed.toBigInt() > 0n);
+    const txFee = eventsOf(events, 'transactionPayment', 'TransactionFeePaid')[0].data.actualFee.toBigInt();
+    assert.equal(await free(api, charlie.address, events.blockHash),
+      before + fee + proven.toChallenger.toBigInt() - txFee);
+    assert.ok((await api.query.attribution.batches(alice.address, nonce)).unwrap().fraudProven.isTrue);
   });
 });

@@ -4,7 +4,9 @@
 //! One batch is in flight at a time. Each run with none in flight reads the unsettled journal
 //! entries after the cursor, builds the next batch from the longest run of them for one model
 //! the operator serves (within `MaxBatchPayers` and `MaxBatchContributions`), signs it with
-//! the attribution key and submits it. Once the chain's `BatchNonce` passes it, the engine is
+//! the attribution key, has the engine archive it with its leaves (`PUT /v1/batches/{nonce}`,
+//! so that anyone can check it and prove its fraud; a batch the engine did not archive is not
+//! submitted) and submits it. Once the chain's `BatchNonce` passes it, the engine is
 //! told the entries are settled (`POST /v1/journal/settled`) and the cursor moves on; if the
 //! batch stops being valid before that (a payer withdrew its credit, a price changed), it is
 //! rebuilt.
@@ -63,11 +65,15 @@ pub(super) fn run<T: Config>(now: BlockNumberFor<T>, key: &T::OperatorKey, opera
 	}
 	if state.in_flight.is_none() {
 		match build::<T>(key, operator, state.cursor) {
-			Ok(Built::Batch { nonce, through, call }) => {
-				log::info!(target: LOG, "batch {nonce}: journal entries through {through}");
-				let call_bytes = call.encode();
-				submit::<T>(call);
-				state.in_flight = Some(InFlight { nonce, through, call: call_bytes, submitted_at: block });
+			Ok(Built::Batch { nonce, through, call, archive }) => match archive_batch(nonce, archive) {
+				Ok(()) => {
+					log::info!(target: LOG, "batch {nonce}: journal entries through {through}");
+					let call_bytes = call.encode();
+					submit::<T>(call);
+					state.in_flight =
+						Some(InFlight { nonce, through, call: call_bytes, submitted_at: block });
+				},
+				Err(e) => log::warn!(target: LOG, "batch {nonce} waits: the engine did not archive it ({e})"),
 			},
 			Ok(Built::NothingBillable { through }) =>
 				if settle_journal(through).is_ok() {
@@ -113,7 +119,8 @@ fn follow_up<T: Config>(
 }
 
 enum Built<T: Config> {
-	Batch { nonce: u64, through: u64, call: Call<T> },
+	/// `archive` is the body of `PUT /v1/batches/{nonce}`: the batch and its leaves.
+	Batch { nonce: u64, through: u64, call: Call<T>, archive: Vec<u8> },
 	/// Entries up to `through` can never be charged.
 	NothingBillable { through: u64 },
 	Nothing,
@@ -260,7 +267,16 @@ fn build<T: Config>(key: &T::OperatorKey, operator: &T::AccountId, cursor: u64) 
 		.ok_or("the keystore cannot sign with the attribution key")?;
 	Pallet::<T>::check_batch(&batch, &signature).map_err(|e| format!("the batch is invalid: {e:?}"))?;
 	let nonce = batch.nonce;
-	Ok(Built::Batch { nonce, through, call: Call::<T>::submit_receipt_batch { batch, signature } })
+	let hex = |bytes: &[u8]| format!("\"0x{}\"", HexDisplay::from(&bytes));
+	let leaves: Vec<String> = leaves.iter().map(|l| hex(&l.encode())).collect();
+	let archive = format!(
+		"{{\"root\":{},\"batch\":{},\"leaves\":[{}]}}",
+		hex(batch.receipts_root.as_bytes()),
+		hex(&batch.encode()),
+		leaves.join(",")
+	);
+	let call = Call::<T>::submit_receipt_batch { batch, signature };
+	Ok(Built::Batch { nonce, through, call, archive: archive.into_bytes() })
 }
 
 /// The leaf for a journal entry at the model's rates, and the weights on contributions of its
@@ -304,6 +320,14 @@ fn leaf_of<T: Config>(
 		payer_total: fee,
 	};
 	Ok((leaf, weights))
+}
+
+/// Has the engine archive batch `nonce` and its leaves.
+fn archive_batch(nonce: u64, archive: Vec<u8>) -> Result<(), String> {
+	match engine_request(http::Method::Put, &format!("/v1/batches/{nonce}"), Some(archive))? {
+		(200, _) => Ok(()),
+		(code, body) => Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body))),
+	}
 }
 
 /// Tells the engine its journal is settled through `through`.
