@@ -3,7 +3,8 @@
 # single-validator development chain (RPC on ws://127.0.0.1:9944, blocks every 6 s, finalized by
 # GRANDPA, state in a temporary folder) together with the engine serving the default model on
 # http://127.0.0.1:8000. The dev node holds Alice's attribution key and its off-chain worker sends
-# the inference requests assigned to Alice to the engine.
+# the inference requests assigned to Alice to the engine, and settles the prepaid requests the
+# engine serves (signed by the payer for this chain, journaled in the temporary folder) in batches.
 #
 # Then a demo (tests/e2e/dev-demo.mjs) publishes a small datanet, trains an adapter on it,
 # registers it as a model with Alice as its operator, requests one inference and prints the
@@ -29,13 +30,25 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-step "starting the OpenLoRA engine on http://127.0.0.1:$ENGINE_PORT (log: $WORK/openlora.log)"
-OPENLORA_ATTRIBUTION="${OPENLORA_ATTRIBUTION:-datainf}" "$OPENLORA_BIN" --port "$ENGINE_PORT" >"$WORK/openlora.log" 2>&1 &
-ENGINE_PID=$!
-step "starting the dev chain (Ctrl-C stops both)"
+step "starting the dev chain (Ctrl-C stops it and the engine)"
 "$NODE_BIN" --dev --inference-url "http://127.0.0.1:$ENGINE_PORT" "$@" &
 NODE_PID=$!
+# The engine takes prepaid requests signed for this chain only, so it needs the genesis hash.
+GENESIS=""
+for _ in $(seq 1 120); do
+	GENESIS="$(curl -sf -H 'Content-Type: application/json' \
+		-d '{"id":1,"jsonrpc":"2.0","method":"chain_getBlockHash","params":[0]}' \
+		http://127.0.0.1:9944 2>/dev/null | sed -n 's/.*"result":"\(0x[0-9a-f]*\)".*/\1/p')" || true
+	[ -n "$GENESIS" ] && break
+	kill -0 "$NODE_PID" 2>/dev/null || die "the node exited"
+	sleep 1
+done
+[ -n "$GENESIS" ] || die "the node's RPC did not answer on http://127.0.0.1:9944"
 
+step "starting the OpenLoRA engine on http://127.0.0.1:$ENGINE_PORT, prepaid requests journaled in $WORK/journal (log: $WORK/openlora.log)"
+OPENLORA_ATTRIBUTION="${OPENLORA_ATTRIBUTION:-datainf}" "$OPENLORA_BIN" --port "$ENGINE_PORT" \
+	--ledger-genesis "$GENESIS" --journal "$WORK/journal" >"$WORK/openlora.log" 2>&1 &
+ENGINE_PID=$!
 for _ in $(seq 1 120); do
 	curl -sf "http://127.0.0.1:$ENGINE_PORT/health" >/dev/null 2>&1 && break
 	kill -0 "$ENGINE_PID" 2>/dev/null || die "openlora exited: $(tail -20 "$WORK/openlora.log")"
