@@ -8,7 +8,7 @@
 #
 # Then a demo (tests/e2e/dev-demo.mjs) publishes a small datanet, trains an adapter on it,
 # registers it as a model with Alice as its operator, requests one inference and prints the
-# receipt; OPENLEDGER_DEV_DEMO=0 skips it. Extra arguments go to the node (e.g. `--rpc-external`).
+# receipt, and settles one prepaid request in a batch; OPENLEDGER_DEV_DEMO=0 skips it. Extra arguments go to the node (e.g. `--rpc-external`).
 set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"

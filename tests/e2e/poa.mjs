@@ -134,6 +134,22 @@ export function receiptPayload(api, receipt) {
 }
 
 /**
+ * What a wallet signs for a prepaid request to an engine: the SCALE terms (see openlora's
+ * `prepaid`), bound to this chain's genesis hash.
+ */
+export function requestTerms(api, { adapter, promptHash, maxTokens, nonce, maxFee }) {
+  return api.createType('([u8;21],[u8;32],[u8;32],[u8;32],u32,u64,u128)', [
+    stringToU8a('openledger/request/v1'), api.genesisHash, adapter, promptHash, maxTokens, nonce, maxFee,
+  ]).toU8a();
+}
+
+/** The `openledger` field of a completion request: `payer` signs the terms of `prompt`. */
+export function prepaid(api, payer, { adapter, prompt, maxTokens, nonce, maxFee }) {
+  const terms = requestTerms(api, { adapter, promptHash: blake2AsHex(prompt, 256), maxTokens, nonce, maxFee });
+  return { account: u8aToHex(payer.publicKey), nonce, max_fee: maxFee.toString(), signature: u8aToHex(payer.sign(terms)) };
+}
+
+/**
  * The fee split of the attribution pallet's docs, in plancks: `F`, the owner's, stakers' and
  * treasury's parts and each weight's amount.
  */

@@ -18,8 +18,8 @@ import { blake2AsHex, signatureVerify } from '@polkadot/util-crypto';
 
 import { datanetsRpc } from '../datanets-rpc.mjs';
 import {
-  contribute, eventsOf, feeSplit, publishDatanet, receiptPayload, registerModel, startEngine,
-  TOWN_FILES, trainAdapter,
+  contribute, eventsOf, feeSplit, prepaid, publishDatanet, receiptPayload, registerModel, requestTerms,
+  startEngine, TOWN_FILES, trainAdapter,
 } from '../poa.mjs';
 import {
   OpenLedgerNode, START_TIMEOUT_MS, describeDispatchError, devArgs, freePorts, signAndWaitFinalized,
@@ -100,12 +100,6 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
       await new Promise((r) => setTimeout(r, 2000));
     }
   };
-
-  /** What a wallet signs for a prepaid request: the SCALE terms (see openlora's `prepaid`). */
-  const requestTerms = (api, { adapter, promptHash, maxTokens = MAX_OUTPUT_TOKENS, nonce, maxFee = MAX_FEE }) =>
-    api.createType('([u8;21],[u8;32],[u8;32],[u8;32],u32,u64,u128)', [
-      stringToU8a('openledger/request/v1'), api.genesisHash, adapter, promptHash, maxTokens, nonce, maxFee,
-    ]).toU8a();
 
   const free = async (api, who, at) =>
     (await (at ? await api.at(at) : api).query.system.account(who)).data.free.toBigInt();
@@ -310,10 +304,8 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     const firstBatch = (await api.query.attribution.batchNonce(alice.address)).toNumber();
     charlieBatch = firstBatch;
 
-    const authorize = (prompt, nonce) => {
-      const terms = requestTerms(api, { adapter, promptHash: blake2AsHex(prompt, 256), nonce });
-      return { account: u8aToHex(charlie.publicKey), nonce, max_fee: MAX_FEE.toString(), signature: u8aToHex(charlie.sign(terms)) };
-    };
+    const authorize = (prompt, nonce) =>
+      prepaid(api, charlie, { adapter, prompt, maxTokens: MAX_OUTPUT_TOKENS, nonce, maxFee: MAX_FEE });
     let fees = 0n;
     for (const [i, prompt] of ['The copper bell of Quillon', 'The river at Quillon', 'Market day in Quillon'].entries()) {
       const response = await fetch(`http://127.0.0.1:${enginePort}/v1/completions`, {
@@ -428,7 +420,7 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     const { through } = JSON.parse(readFileSync(path.join(journal, 'settled.json'), 'utf8'));
     const entry = (seq, nonce, prompt, signedPrompt) => ({
       seq, account: u8aToHex(charlie.publicKey), nonce, max_fee: MAX_FEE.toString(),
-      signature: u8aToHex(charlie.sign(requestTerms(api, { adapter, promptHash: blake2AsHex(signedPrompt, 256), nonce }))),
+      signature: prepaid(api, charlie, { adapter, prompt: signedPrompt, maxTokens: MAX_OUTPUT_TOKENS, nonce, maxFee: MAX_FEE }).signature,
       adapter_hash: adapter, prompt_hash: blake2AsHex(prompt, 256), max_tokens: MAX_OUTPUT_TOKENS,
       output_hash: blake2AsHex(`output ${nonce}`, 256), input_tokens: 5, output_tokens: MAX_OUTPUT_TOKENS,
       method: 'none', index_root: u8aToHex(new Uint8Array(32)), record_hash: u8aToHex(new Uint8Array(32)), weights: [],
