@@ -87,11 +87,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `775 + n * (222 ±0)`
 		//  Estimated: `3658 + n * (3000 ±0)`
-		// Minimum execution time: 85_380_000 picoseconds.
-		Weight::from_parts(88_597_527, 0)
+		// Minimum execution time: 85_821_000 picoseconds.
+		Weight::from_parts(90_236_535, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
-			// Standard Error: 14_109
-			.saturating_add(Weight::from_parts(9_618_091, 0).saturating_mul(n.into()))
+			// Standard Error: 18_400
+			.saturating_add(Weight::from_parts(9_797_450, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(4))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4))
@@ -110,13 +110,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1128 + n * (233 ±0) + o * (87 ±0)`
 		//  Estimated: `3631 + n * (3000 ±0) + o * (3000 ±0)`
-		// Minimum execution time: 114_494_000 picoseconds.
-		Weight::from_parts(18_308_441, 0)
+		// Minimum execution time: 114_962_000 picoseconds.
+		Weight::from_parts(19_516_895, 0)
 			.saturating_add(Weight::from_parts(0, 3631))
-			// Standard Error: 51_548
-			.saturating_add(Weight::from_parts(6_001_805, 0).saturating_mul(o.into()))
-			// Standard Error: 51_548
-			.saturating_add(Weight::from_parts(10_278_121, 0).saturating_mul(n.into()))
+			// Standard Error: 16_514
+			.saturating_add(Weight::from_parts(5_947_007, 0).saturating_mul(o.into()))
+			// Standard Error: 16_514
+			.saturating_add(Weight::from_parts(10_293_093, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(n.into())))
@@ -135,11 +135,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `736 + n * (51 ±0)`
 		//  Estimated: `3631 + n * (3000 ±0)`
-		// Minimum execution time: 24_140_000 picoseconds.
-		Weight::from_parts(37_824_868, 0)
+		// Minimum execution time: 23_774_000 picoseconds.
+		Weight::from_parts(22_411_559, 0)
 			.saturating_add(Weight::from_parts(0, 3631))
-			// Standard Error: 57_705
-			.saturating_add(Weight::from_parts(4_462_582, 0).saturating_mul(n.into()))
+			// Standard Error: 7_170
+			.saturating_add(Weight::from_parts(5_229_876, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(1))
@@ -166,8 +166,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `449`
 		//  Estimated: `3658`
-		// Minimum execution time: 78_533_000 picoseconds.
-		Weight::from_parts(86_880_000, 0)
+		// Minimum execution time: 77_961_000 picoseconds.
+		Weight::from_parts(84_668_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(7))
 			.saturating_add(T::DbWeight::get().writes(5))
@@ -193,11 +193,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1262`
 		//  Estimated: `3990`
-		// Minimum execution time: 90_956_000 picoseconds.
-		Weight::from_parts(103_161_118, 0)
+		// Minimum execution time: 88_861_000 picoseconds.
+		Weight::from_parts(95_631_469, 0)
 			.saturating_add(Weight::from_parts(0, 3990))
-			// Standard Error: 198
-			.saturating_add(Weight::from_parts(1_945, 0).saturating_mul(p.into()))
+			// Standard Error: 21
+			.saturating_add(Weight::from_parts(786, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(6))
 			.saturating_add(T::DbWeight::get().writes(5))
 	}
@@ -234,11 +234,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `5797 + k * (163 ±0)`
 		//  Estimated: `14005 + k * (3434 ±0)`
-		// Minimum execution time: 417_898_000 picoseconds.
-		Weight::from_parts(451_998_763, 0)
+		// Minimum execution time: 418_728_000 picoseconds.
+		Weight::from_parts(430_350_778, 0)
 			.saturating_add(Weight::from_parts(0, 14005))
-			// Standard Error: 198_574
-			.saturating_add(Weight::from_parts(10_832_762, 0).saturating_mul(k.into()))
+			// Standard Error: 59_840
+			.saturating_add(Weight::from_parts(9_609_679, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(12))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(T::DbWeight::get().writes(12))
@@ -263,11 +263,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `5140 + k * (159 ±0)`
 		//  Estimated: `7671 + k * (3434 ±0)`
-		// Minimum execution time: 150_906_000 picoseconds.
-		Weight::from_parts(155_268_578, 0)
+		// Minimum execution time: 155_251_000 picoseconds.
+		Weight::from_parts(157_437_148, 0)
 			.saturating_add(Weight::from_parts(0, 7671))
-			// Standard Error: 63_037
-			.saturating_add(Weight::from_parts(9_011_690, 0).saturating_mul(k.into()))
+			// Standard Error: 20_087
+			.saturating_add(Weight::from_parts(8_635_631, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(k.into()))
@@ -284,8 +284,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `4675`
 		//  Estimated: `7671`
-		// Minimum execution time: 72_987_000 picoseconds.
-		Weight::from_parts(82_337_000, 0)
+		// Minimum execution time: 73_131_000 picoseconds.
+		Weight::from_parts(79_842_000, 0)
 			.saturating_add(Weight::from_parts(0, 7671))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(4))
@@ -298,8 +298,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `354`
 		//  Estimated: `6196`
-		// Minimum execution time: 70_011_000 picoseconds.
-		Weight::from_parts(74_628_000, 0)
+		// Minimum execution time: 69_292_000 picoseconds.
+		Weight::from_parts(73_808_000, 0)
 			.saturating_add(Weight::from_parts(0, 6196))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
@@ -315,11 +315,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `511 + k * (56 ±0)`
 		//  Estimated: `12129 + k * (1210 ±80)`
-		// Minimum execution time: 38_514_000 picoseconds.
-		Weight::from_parts(43_715_567, 0)
+		// Minimum execution time: 39_565_000 picoseconds.
+		Weight::from_parts(45_393_578, 0)
 			.saturating_add(Weight::from_parts(0, 12129))
-			// Standard Error: 21_471
-			.saturating_add(Weight::from_parts(5_578_720, 0).saturating_mul(k.into()))
+			// Standard Error: 18_695
+			.saturating_add(Weight::from_parts(5_509_683, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(6))
 			.saturating_add(T::DbWeight::get().writes(5))
 			.saturating_add(Weight::from_parts(0, 1210).saturating_mul(k.into()))
@@ -352,13 +352,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1324 + k * (215 ±0) + v * (163 ±0)`
 		//  Estimated: `5480 + k * (3434 ±0) + v * (2641 ±0)`
-		// Minimum execution time: 235_803_000 picoseconds.
-		Weight::from_parts(168_062_962, 0)
+		// Minimum execution time: 222_611_000 picoseconds.
+		Weight::from_parts(143_960_429, 0)
 			.saturating_add(Weight::from_parts(0, 5480))
-			// Standard Error: 66_794
-			.saturating_add(Weight::from_parts(8_484_564, 0).saturating_mul(k.into()))
-			// Standard Error: 145_404
-			.saturating_add(Weight::from_parts(5_062_874, 0).saturating_mul(v.into()))
+			// Standard Error: 34_265
+			.saturating_add(Weight::from_parts(8_548_418, 0).saturating_mul(k.into()))
+			// Standard Error: 74_592
+			.saturating_add(Weight::from_parts(5_833_459, 0).saturating_mul(v.into()))
 			.saturating_add(T::DbWeight::get().reads(7))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(v.into())))
@@ -377,11 +377,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `6171 + v * (54 ±0)`
 		//  Estimated: `10147`
-		// Minimum execution time: 113_011_000 picoseconds.
-		Weight::from_parts(121_676_740, 0)
+		// Minimum execution time: 110_754_000 picoseconds.
+		Weight::from_parts(115_758_872, 0)
 			.saturating_add(Weight::from_parts(0, 10147))
-			// Standard Error: 34_295
-			.saturating_add(Weight::from_parts(1_066_345, 0).saturating_mul(v.into()))
+			// Standard Error: 43_171
+			.saturating_add(Weight::from_parts(1_052_228, 0).saturating_mul(v.into()))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -396,11 +396,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `6171 + v * (54 ±0)`
 		//  Estimated: `10147`
-		// Minimum execution time: 91_865_000 picoseconds.
-		Weight::from_parts(95_999_753, 0)
+		// Minimum execution time: 91_055_000 picoseconds.
+		Weight::from_parts(91_962_861, 0)
 			.saturating_add(Weight::from_parts(0, 10147))
-			// Standard Error: 18_555
-			.saturating_add(Weight::from_parts(708_784, 0).saturating_mul(v.into()))
+			// Standard Error: 16_264
+			.saturating_add(Weight::from_parts(744_074, 0).saturating_mul(v.into()))
 			.saturating_add(T::DbWeight::get().reads(3))
 	}
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
@@ -424,11 +424,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `5709 + k * (104 ±0)`
 		//  Estimated: `11385 + k * (1262 ±92)`
-		// Minimum execution time: 222_200_000 picoseconds.
-		Weight::from_parts(240_013_673, 0)
+		// Minimum execution time: 223_495_000 picoseconds.
+		Weight::from_parts(234_780_414, 0)
 			.saturating_add(Weight::from_parts(0, 11385))
-			// Standard Error: 60_403
-			.saturating_add(Weight::from_parts(5_662_951, 0).saturating_mul(k.into()))
+			// Standard Error: 79_998
+			.saturating_add(Weight::from_parts(5_965_961, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(14))
 			.saturating_add(T::DbWeight::get().writes(13))
 			.saturating_add(Weight::from_parts(0, 1262).saturating_mul(k.into()))
@@ -439,8 +439,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_726_000 picoseconds.
-		Weight::from_parts(7_896_000, 0)
+		// Minimum execution time: 6_948_000 picoseconds.
+		Weight::from_parts(8_021_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -478,13 +478,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1808 + c * (155 ±0) + p * (158 ±0)`
 		//  Estimated: `11402 + c * (3434 ±0) + p * (2668 ±0)`
-		// Minimum execution time: 2_666_905_000 picoseconds.
-		Weight::from_parts(786_983_799, 0)
+		// Minimum execution time: 2_675_488_000 picoseconds.
+		Weight::from_parts(728_588_397, 0)
 			.saturating_add(Weight::from_parts(0, 11402))
-			// Standard Error: 213_921
-			.saturating_add(Weight::from_parts(55_594_323, 0).saturating_mul(p.into()))
-			// Standard Error: 213_921
-			.saturating_add(Weight::from_parts(8_502_814, 0).saturating_mul(c.into()))
+			// Standard Error: 133_346
+			.saturating_add(Weight::from_parts(55_428_191, 0).saturating_mul(p.into()))
+			// Standard Error: 133_346
+			.saturating_add(Weight::from_parts(8_187_647, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(10))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(c.into())))
@@ -517,13 +517,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1040 + c * (155 ±0) + p * (73 ±0)`
 		//  Estimated: `3796 + c * (3434 ±0) + p * (2668 ±0)`
-		// Minimum execution time: 2_115_812_000 picoseconds.
-		Weight::from_parts(37_972_752, 0)
+		// Minimum execution time: 2_188_278_000 picoseconds.
+		Weight::from_parts(61_025_159, 0)
 			.saturating_add(Weight::from_parts(0, 3796))
-			// Standard Error: 40_111
-			.saturating_add(Weight::from_parts(8_497_919, 0).saturating_mul(p.into()))
-			// Standard Error: 40_111
-			.saturating_add(Weight::from_parts(9_492_159, 0).saturating_mul(c.into()))
+			// Standard Error: 60_103
+			.saturating_add(Weight::from_parts(8_786_728, 0).saturating_mul(p.into()))
+			// Standard Error: 60_103
+			.saturating_add(Weight::from_parts(9_361_478, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(c.into())))
@@ -543,11 +543,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `993 + c * (56 ±0)`
 		//  Estimated: `35808 + c * (33 ±11)`
-		// Minimum execution time: 44_418_000 picoseconds.
-		Weight::from_parts(109_598_312, 0)
+		// Minimum execution time: 47_566_000 picoseconds.
+		Weight::from_parts(110_019_967, 0)
 			.saturating_add(Weight::from_parts(0, 35808))
-			// Standard Error: 24_580
-			.saturating_add(Weight::from_parts(4_445_886, 0).saturating_mul(c.into()))
+			// Standard Error: 21_495
+			.saturating_add(Weight::from_parts(4_358_554, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(16))
 			.saturating_add(T::DbWeight::get().writes(15))
 			.saturating_add(Weight::from_parts(0, 33).saturating_mul(c.into()))
@@ -560,8 +560,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `140`
 		//  Estimated: `3658`
-		// Minimum execution time: 59_042_000 picoseconds.
-		Weight::from_parts(62_278_000, 0)
+		// Minimum execution time: 58_867_000 picoseconds.
+		Weight::from_parts(63_276_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
@@ -574,8 +574,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `55`
 		//  Estimated: `3658`
-		// Minimum execution time: 14_217_000 picoseconds.
-		Weight::from_parts(15_761_000, 0)
+		// Minimum execution time: 14_439_000 picoseconds.
+		Weight::from_parts(16_017_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(1))
@@ -590,8 +590,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `364`
 		//  Estimated: `3658`
-		// Minimum execution time: 62_629_000 picoseconds.
-		Weight::from_parts(67_330_000, 0)
+		// Minimum execution time: 62_646_000 picoseconds.
+		Weight::from_parts(66_643_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
@@ -602,8 +602,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_655_000 picoseconds.
-		Weight::from_parts(7_827_000, 0)
+		// Minimum execution time: 6_888_000 picoseconds.
+		Weight::from_parts(7_920_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -622,13 +622,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `p` is `[1, 256]`.
 	fn challenge_batch_leaf(p: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2109 + p * (8 ±0)`
+		//  Measured:  `2072 + p * (8 ±0)`
 		//  Estimated: `18057`
-		// Minimum execution time: 320_910_000 picoseconds.
-		Weight::from_parts(357_659_320, 0)
+		// Minimum execution time: 324_445_000 picoseconds.
+		Weight::from_parts(342_149_894, 0)
 			.saturating_add(Weight::from_parts(0, 18057))
-			// Standard Error: 11_051
-			.saturating_add(Weight::from_parts(341_020, 0).saturating_mul(p.into()))
+			// Standard Error: 12_588
+			.saturating_add(Weight::from_parts(372_940, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(10))
 			.saturating_add(T::DbWeight::get().writes(8))
 	}
@@ -647,11 +647,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1994 + p * (8 ±0)`
 		//  Estimated: `18057`
-		// Minimum execution time: 249_917_000 picoseconds.
-		Weight::from_parts(263_807_676, 0)
+		// Minimum execution time: 249_406_000 picoseconds.
+		Weight::from_parts(262_816_017, 0)
 			.saturating_add(Weight::from_parts(0, 18057))
-			// Standard Error: 6_934
-			.saturating_add(Weight::from_parts(323_982, 0).saturating_mul(p.into()))
+			// Standard Error: 4_967
+			.saturating_add(Weight::from_parts(294_631, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(9))
 			.saturating_add(T::DbWeight::get().writes(8))
 	}
@@ -676,11 +676,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `775 + n * (222 ±0)`
 		//  Estimated: `3658 + n * (3000 ±0)`
-		// Minimum execution time: 85_380_000 picoseconds.
-		Weight::from_parts(88_597_527, 0)
+		// Minimum execution time: 85_821_000 picoseconds.
+		Weight::from_parts(90_236_535, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
-			// Standard Error: 14_109
-			.saturating_add(Weight::from_parts(9_618_091, 0).saturating_mul(n.into()))
+			// Standard Error: 18_400
+			.saturating_add(Weight::from_parts(9_797_450, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(4))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().writes(4))
@@ -699,13 +699,13 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1128 + n * (233 ±0) + o * (87 ±0)`
 		//  Estimated: `3631 + n * (3000 ±0) + o * (3000 ±0)`
-		// Minimum execution time: 114_494_000 picoseconds.
-		Weight::from_parts(18_308_441, 0)
+		// Minimum execution time: 114_962_000 picoseconds.
+		Weight::from_parts(19_516_895, 0)
 			.saturating_add(Weight::from_parts(0, 3631))
-			// Standard Error: 51_548
-			.saturating_add(Weight::from_parts(6_001_805, 0).saturating_mul(o.into()))
-			// Standard Error: 51_548
-			.saturating_add(Weight::from_parts(10_278_121, 0).saturating_mul(n.into()))
+			// Standard Error: 16_514
+			.saturating_add(Weight::from_parts(5_947_007, 0).saturating_mul(o.into()))
+			// Standard Error: 16_514
+			.saturating_add(Weight::from_parts(10_293_093, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(n.into())))
@@ -724,11 +724,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `736 + n * (51 ±0)`
 		//  Estimated: `3631 + n * (3000 ±0)`
-		// Minimum execution time: 24_140_000 picoseconds.
-		Weight::from_parts(37_824_868, 0)
+		// Minimum execution time: 23_774_000 picoseconds.
+		Weight::from_parts(22_411_559, 0)
 			.saturating_add(Weight::from_parts(0, 3631))
-			// Standard Error: 57_705
-			.saturating_add(Weight::from_parts(4_462_582, 0).saturating_mul(n.into()))
+			// Standard Error: 7_170
+			.saturating_add(Weight::from_parts(5_229_876, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().writes(1))
@@ -755,8 +755,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `449`
 		//  Estimated: `3658`
-		// Minimum execution time: 78_533_000 picoseconds.
-		Weight::from_parts(86_880_000, 0)
+		// Minimum execution time: 77_961_000 picoseconds.
+		Weight::from_parts(84_668_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(7))
 			.saturating_add(ParityDbWeight::get().writes(5))
@@ -782,11 +782,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1262`
 		//  Estimated: `3990`
-		// Minimum execution time: 90_956_000 picoseconds.
-		Weight::from_parts(103_161_118, 0)
+		// Minimum execution time: 88_861_000 picoseconds.
+		Weight::from_parts(95_631_469, 0)
 			.saturating_add(Weight::from_parts(0, 3990))
-			// Standard Error: 198
-			.saturating_add(Weight::from_parts(1_945, 0).saturating_mul(p.into()))
+			// Standard Error: 21
+			.saturating_add(Weight::from_parts(786, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(6))
 			.saturating_add(ParityDbWeight::get().writes(5))
 	}
@@ -823,11 +823,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `5797 + k * (163 ±0)`
 		//  Estimated: `14005 + k * (3434 ±0)`
-		// Minimum execution time: 417_898_000 picoseconds.
-		Weight::from_parts(451_998_763, 0)
+		// Minimum execution time: 418_728_000 picoseconds.
+		Weight::from_parts(430_350_778, 0)
 			.saturating_add(Weight::from_parts(0, 14005))
-			// Standard Error: 198_574
-			.saturating_add(Weight::from_parts(10_832_762, 0).saturating_mul(k.into()))
+			// Standard Error: 59_840
+			.saturating_add(Weight::from_parts(9_609_679, 0).saturating_mul(k.into()))
 			.saturating_add(ParityDbWeight::get().reads(12))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(ParityDbWeight::get().writes(12))
@@ -852,11 +852,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `5140 + k * (159 ±0)`
 		//  Estimated: `7671 + k * (3434 ±0)`
-		// Minimum execution time: 150_906_000 picoseconds.
-		Weight::from_parts(155_268_578, 0)
+		// Minimum execution time: 155_251_000 picoseconds.
+		Weight::from_parts(157_437_148, 0)
 			.saturating_add(Weight::from_parts(0, 7671))
-			// Standard Error: 63_037
-			.saturating_add(Weight::from_parts(9_011_690, 0).saturating_mul(k.into()))
+			// Standard Error: 20_087
+			.saturating_add(Weight::from_parts(8_635_631, 0).saturating_mul(k.into()))
 			.saturating_add(ParityDbWeight::get().reads(5))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 3434).saturating_mul(k.into()))
@@ -873,8 +873,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `4675`
 		//  Estimated: `7671`
-		// Minimum execution time: 72_987_000 picoseconds.
-		Weight::from_parts(82_337_000, 0)
+		// Minimum execution time: 73_131_000 picoseconds.
+		Weight::from_parts(79_842_000, 0)
 			.saturating_add(Weight::from_parts(0, 7671))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(4))
@@ -887,8 +887,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `354`
 		//  Estimated: `6196`
-		// Minimum execution time: 70_011_000 picoseconds.
-		Weight::from_parts(74_628_000, 0)
+		// Minimum execution time: 69_292_000 picoseconds.
+		Weight::from_parts(73_808_000, 0)
 			.saturating_add(Weight::from_parts(0, 6196))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(3))
@@ -904,11 +904,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `511 + k * (56 ±0)`
 		//  Estimated: `12129 + k * (1210 ±80)`
-		// Minimum execution time: 38_514_000 picoseconds.
-		Weight::from_parts(43_715_567, 0)
+		// Minimum execution time: 39_565_000 picoseconds.
+		Weight::from_parts(45_393_578, 0)
 			.saturating_add(Weight::from_parts(0, 12129))
-			// Standard Error: 21_471
-			.saturating_add(Weight::from_parts(5_578_720, 0).saturating_mul(k.into()))
+			// Standard Error: 18_695
+			.saturating_add(Weight::from_parts(5_509_683, 0).saturating_mul(k.into()))
 			.saturating_add(ParityDbWeight::get().reads(6))
 			.saturating_add(ParityDbWeight::get().writes(5))
 			.saturating_add(Weight::from_parts(0, 1210).saturating_mul(k.into()))
@@ -941,13 +941,13 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1324 + k * (215 ±0) + v * (163 ±0)`
 		//  Estimated: `5480 + k * (3434 ±0) + v * (2641 ±0)`
-		// Minimum execution time: 235_803_000 picoseconds.
-		Weight::from_parts(168_062_962, 0)
+		// Minimum execution time: 222_611_000 picoseconds.
+		Weight::from_parts(143_960_429, 0)
 			.saturating_add(Weight::from_parts(0, 5480))
-			// Standard Error: 66_794
-			.saturating_add(Weight::from_parts(8_484_564, 0).saturating_mul(k.into()))
-			// Standard Error: 145_404
-			.saturating_add(Weight::from_parts(5_062_874, 0).saturating_mul(v.into()))
+			// Standard Error: 34_265
+			.saturating_add(Weight::from_parts(8_548_418, 0).saturating_mul(k.into()))
+			// Standard Error: 74_592
+			.saturating_add(Weight::from_parts(5_833_459, 0).saturating_mul(v.into()))
 			.saturating_add(ParityDbWeight::get().reads(7))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(k.into())))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(v.into())))
@@ -966,11 +966,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `6171 + v * (54 ±0)`
 		//  Estimated: `10147`
-		// Minimum execution time: 113_011_000 picoseconds.
-		Weight::from_parts(121_676_740, 0)
+		// Minimum execution time: 110_754_000 picoseconds.
+		Weight::from_parts(115_758_872, 0)
 			.saturating_add(Weight::from_parts(0, 10147))
-			// Standard Error: 34_295
-			.saturating_add(Weight::from_parts(1_066_345, 0).saturating_mul(v.into()))
+			// Standard Error: 43_171
+			.saturating_add(Weight::from_parts(1_052_228, 0).saturating_mul(v.into()))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(1))
 	}
@@ -985,11 +985,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `6171 + v * (54 ±0)`
 		//  Estimated: `10147`
-		// Minimum execution time: 91_865_000 picoseconds.
-		Weight::from_parts(95_999_753, 0)
+		// Minimum execution time: 91_055_000 picoseconds.
+		Weight::from_parts(91_962_861, 0)
 			.saturating_add(Weight::from_parts(0, 10147))
-			// Standard Error: 18_555
-			.saturating_add(Weight::from_parts(708_784, 0).saturating_mul(v.into()))
+			// Standard Error: 16_264
+			.saturating_add(Weight::from_parts(744_074, 0).saturating_mul(v.into()))
 			.saturating_add(ParityDbWeight::get().reads(3))
 	}
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
@@ -1013,11 +1013,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `5709 + k * (104 ±0)`
 		//  Estimated: `11385 + k * (1262 ±92)`
-		// Minimum execution time: 222_200_000 picoseconds.
-		Weight::from_parts(240_013_673, 0)
+		// Minimum execution time: 223_495_000 picoseconds.
+		Weight::from_parts(234_780_414, 0)
 			.saturating_add(Weight::from_parts(0, 11385))
-			// Standard Error: 60_403
-			.saturating_add(Weight::from_parts(5_662_951, 0).saturating_mul(k.into()))
+			// Standard Error: 79_998
+			.saturating_add(Weight::from_parts(5_965_961, 0).saturating_mul(k.into()))
 			.saturating_add(ParityDbWeight::get().reads(14))
 			.saturating_add(ParityDbWeight::get().writes(13))
 			.saturating_add(Weight::from_parts(0, 1262).saturating_mul(k.into()))
@@ -1028,8 +1028,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_726_000 picoseconds.
-		Weight::from_parts(7_896_000, 0)
+		// Minimum execution time: 6_948_000 picoseconds.
+		Weight::from_parts(8_021_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(ParityDbWeight::get().writes(1))
 	}
@@ -1067,13 +1067,13 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1808 + c * (155 ±0) + p * (158 ±0)`
 		//  Estimated: `11402 + c * (3434 ±0) + p * (2668 ±0)`
-		// Minimum execution time: 2_666_905_000 picoseconds.
-		Weight::from_parts(786_983_799, 0)
+		// Minimum execution time: 2_675_488_000 picoseconds.
+		Weight::from_parts(728_588_397, 0)
 			.saturating_add(Weight::from_parts(0, 11402))
-			// Standard Error: 213_921
-			.saturating_add(Weight::from_parts(55_594_323, 0).saturating_mul(p.into()))
-			// Standard Error: 213_921
-			.saturating_add(Weight::from_parts(8_502_814, 0).saturating_mul(c.into()))
+			// Standard Error: 133_346
+			.saturating_add(Weight::from_parts(55_428_191, 0).saturating_mul(p.into()))
+			// Standard Error: 133_346
+			.saturating_add(Weight::from_parts(8_187_647, 0).saturating_mul(c.into()))
 			.saturating_add(ParityDbWeight::get().reads(10))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(c.into())))
@@ -1106,13 +1106,13 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1040 + c * (155 ±0) + p * (73 ±0)`
 		//  Estimated: `3796 + c * (3434 ±0) + p * (2668 ±0)`
-		// Minimum execution time: 2_115_812_000 picoseconds.
-		Weight::from_parts(37_972_752, 0)
+		// Minimum execution time: 2_188_278_000 picoseconds.
+		Weight::from_parts(61_025_159, 0)
 			.saturating_add(Weight::from_parts(0, 3796))
-			// Standard Error: 40_111
-			.saturating_add(Weight::from_parts(8_497_919, 0).saturating_mul(p.into()))
-			// Standard Error: 40_111
-			.saturating_add(Weight::from_parts(9_492_159, 0).saturating_mul(c.into()))
+			// Standard Error: 60_103
+			.saturating_add(Weight::from_parts(8_786_728, 0).saturating_mul(p.into()))
+			// Standard Error: 60_103
+			.saturating_add(Weight::from_parts(9_361_478, 0).saturating_mul(c.into()))
 			.saturating_add(ParityDbWeight::get().reads(5))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(c.into())))
@@ -1132,11 +1132,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `993 + c * (56 ±0)`
 		//  Estimated: `35808 + c * (33 ±11)`
-		// Minimum execution time: 44_418_000 picoseconds.
-		Weight::from_parts(109_598_312, 0)
+		// Minimum execution time: 47_566_000 picoseconds.
+		Weight::from_parts(110_019_967, 0)
 			.saturating_add(Weight::from_parts(0, 35808))
-			// Standard Error: 24_580
-			.saturating_add(Weight::from_parts(4_445_886, 0).saturating_mul(c.into()))
+			// Standard Error: 21_495
+			.saturating_add(Weight::from_parts(4_358_554, 0).saturating_mul(c.into()))
 			.saturating_add(ParityDbWeight::get().reads(16))
 			.saturating_add(ParityDbWeight::get().writes(15))
 			.saturating_add(Weight::from_parts(0, 33).saturating_mul(c.into()))
@@ -1149,8 +1149,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `140`
 		//  Estimated: `3658`
-		// Minimum execution time: 59_042_000 picoseconds.
-		Weight::from_parts(62_278_000, 0)
+		// Minimum execution time: 58_867_000 picoseconds.
+		Weight::from_parts(63_276_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(2))
 			.saturating_add(ParityDbWeight::get().writes(2))
@@ -1163,8 +1163,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `55`
 		//  Estimated: `3658`
-		// Minimum execution time: 14_217_000 picoseconds.
-		Weight::from_parts(15_761_000, 0)
+		// Minimum execution time: 14_439_000 picoseconds.
+		Weight::from_parts(16_017_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(1))
 			.saturating_add(ParityDbWeight::get().writes(1))
@@ -1179,8 +1179,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `364`
 		//  Estimated: `3658`
-		// Minimum execution time: 62_629_000 picoseconds.
-		Weight::from_parts(67_330_000, 0)
+		// Minimum execution time: 62_646_000 picoseconds.
+		Weight::from_parts(66_643_000, 0)
 			.saturating_add(Weight::from_parts(0, 3658))
 			.saturating_add(ParityDbWeight::get().reads(3))
 			.saturating_add(ParityDbWeight::get().writes(3))
@@ -1191,8 +1191,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_655_000 picoseconds.
-		Weight::from_parts(7_827_000, 0)
+		// Minimum execution time: 6_888_000 picoseconds.
+		Weight::from_parts(7_920_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(ParityDbWeight::get().writes(1))
 	}
@@ -1211,13 +1211,13 @@ impl WeightInfo for () {
 	/// The range of component `p` is `[1, 256]`.
 	fn challenge_batch_leaf(p: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2109 + p * (8 ±0)`
+		//  Measured:  `2072 + p * (8 ±0)`
 		//  Estimated: `18057`
-		// Minimum execution time: 320_910_000 picoseconds.
-		Weight::from_parts(357_659_320, 0)
+		// Minimum execution time: 324_445_000 picoseconds.
+		Weight::from_parts(342_149_894, 0)
 			.saturating_add(Weight::from_parts(0, 18057))
-			// Standard Error: 11_051
-			.saturating_add(Weight::from_parts(341_020, 0).saturating_mul(p.into()))
+			// Standard Error: 12_588
+			.saturating_add(Weight::from_parts(372_940, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(10))
 			.saturating_add(ParityDbWeight::get().writes(8))
 	}
@@ -1236,11 +1236,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1994 + p * (8 ±0)`
 		//  Estimated: `18057`
-		// Minimum execution time: 249_917_000 picoseconds.
-		Weight::from_parts(263_807_676, 0)
+		// Minimum execution time: 249_406_000 picoseconds.
+		Weight::from_parts(262_816_017, 0)
 			.saturating_add(Weight::from_parts(0, 18057))
-			// Standard Error: 6_934
-			.saturating_add(Weight::from_parts(323_982, 0).saturating_mul(p.into()))
+			// Standard Error: 4_967
+			.saturating_add(Weight::from_parts(294_631, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(9))
 			.saturating_add(ParityDbWeight::get().writes(8))
 	}
