@@ -10,7 +10,7 @@ use modelfactory::factory::{self, tokenizer_for, TrainOptions};
 use modelfactory::source::read_folder;
 use openlora::attributor::Attributor;
 use openlora::fixtures::{write_model, ModelSpec};
-use openlora::server::{router, ServeOptions, ServerState};
+use openlora::server::{service, ServeOptions, ServerState};
 use serde_json::{json, Value};
 
 struct Server {
@@ -55,7 +55,7 @@ async fn start() -> Server {
     let state = Arc::new(ServerState::open(opts).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    tokio::spawn(async move { axum::serve(listener, service(state)).await.unwrap() });
     Server { url, model, adapter, _dir: dir }
 }
 

@@ -14,8 +14,13 @@
 //! account (`"openledger"`, see `prepaid`) and journaled before it is answered (see `journal`);
 //! `/v1/journal` and `/v1/journal/settled` serve the journal to the operator's node, and
 //! `/v1/batches/{nonce}` archives and serves the leaves of the batches it settles (see `batches`).
+//!
+//! The operator's endpoints — loading and unloading adapters, the journal, archiving a batch —
+//! answer callers on this machine only (403 `operator_only`): payers reach the engine from
+//! anywhere, and must not be able to settle an operator's journal or replace its archive.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,7 +31,9 @@ use candle_core::Device;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -39,8 +46,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::adapters::{register_dir, AdapterStore, StoreError};
-use crate::batches::{ArchiveError, ArchivedBatch, BatchArchive, BatchUpload, LeafProof};
 use crate::attributor::{AttributionCache, Attributor, Completion, MethodChoice};
+use crate::batches::{ArchiveError, ArchivedBatch, BatchArchive, BatchUpload, LeafProof};
 use crate::engine::{Engine, EngineConfig, Event, Finish, Request, SubmitError};
 use crate::journal::{Journal, Leaf, NonceUsed, Page, Reservation, SettleError};
 use crate::lora::{blake2_256, blake2_256_file, Hash256};
@@ -182,6 +189,11 @@ impl ServerState {
     }
 }
 
+/// The HTTP service, with each connection's peer address (see [`FromOperator`]).
+pub fn service(state: Arc<ServerState>) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    router(state).into_make_service_with_connect_info::<SocketAddr>()
+}
+
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/completions", post(completions))
@@ -283,6 +295,25 @@ impl From<StoreError> for ApiError {
             StoreError::TooLarge { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "adapter_too_large"),
         };
         Self::new(status, code, e.to_string())
+    }
+}
+
+/// A caller of an operator's endpoint: on this machine (a loopback peer), where the operator's
+/// node and tools run. Anything else, or a peer the server was not told, is refused.
+pub struct FromOperator;
+
+impl<S: Send + Sync> FromRequestParts<S> for FromOperator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(peer)) if peer.ip().is_loopback() => Ok(Self),
+            _ => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "operator_only",
+                "this endpoint is for the operator's node, on the engine's machine",
+            )),
+        }
     }
 }
 
@@ -871,7 +902,11 @@ struct LoadAdapter {
 
 const MAX_ADAPTER_NAME: usize = 128;
 
-async fn load_adapter(State(state): State<Arc<ServerState>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn load_adapter(
+    _: FromOperator,
+    State(state): State<Arc<ServerState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let result = async {
         let req: LoadAdapter = parse(body)?;
         let name = req.lora_name;
@@ -917,7 +952,11 @@ struct UnloadAdapter {
     lora_name: String,
 }
 
-async fn unload_adapter(State(state): State<Arc<ServerState>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn unload_adapter(
+    _: FromOperator,
+    State(state): State<Arc<ServerState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let result = (|| {
         let req: UnloadAdapter = parse(body)?;
         let mut store = state.engine.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -948,6 +987,7 @@ struct JournalQuery {
 }
 
 async fn journal_page(
+    _: FromOperator,
     State(state): State<Arc<ServerState>>,
     query: Result<Query<JournalQuery>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
@@ -966,6 +1006,7 @@ struct Settle {
 }
 
 async fn journal_settled(
+    _: FromOperator,
     State(state): State<Arc<ServerState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -998,6 +1039,7 @@ impl From<ArchiveError> for ApiError {
 
 /// The operator's node archives a batch before submitting it.
 async fn archive_batch(
+    _: FromOperator,
     State(state): State<Arc<ServerState>>,
     nonce: Result<Path<u64>, PathRejection>,
     body: Result<Bytes, BytesRejection>,

@@ -8,7 +8,7 @@ use openlora::fixtures::{write_adapter, write_model, ModelSpec};
 use openlora::lora::{blake2_256, save_peft};
 use openlora::models::gemma3::Proj;
 use openlora::prepaid::Terms;
-use openlora::server::{router, ServeOptions, ServerState};
+use openlora::server::{router, service, ServeOptions, ServerState};
 use serde_json::{json, Value};
 
 struct Server {
@@ -22,6 +22,15 @@ async fn start(engine: EngineConfig) -> Server {
 }
 
 async fn start_with(engine: EngineConfig, configure: impl FnOnce(&mut ServeOptions)) -> Server {
+    start_as(engine, configure, None).await
+}
+
+/// A server as `start_with` makes it; with `remote`, every caller seems to connect from there.
+async fn start_as(
+    engine: EngineConfig,
+    configure: impl FnOnce(&mut ServeOptions),
+    remote: Option<std::net::SocketAddr>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let model = write_model(&dir.path().join("base"), &ModelSpec::tiny(), 11).unwrap();
     let mut opts = ServeOptions::new(model);
@@ -39,7 +48,13 @@ async fn start_with(engine: EngineConfig, configure: impl FnOnce(&mut ServeOptio
     let state = Arc::new(ServerState::open(opts).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let task = match remote {
+        None => tokio::spawn(async move { axum::serve(listener, service(state)).await.unwrap() }),
+        Some(peer) => {
+            let app = router(state).layer(axum::extract::connect_info::MockConnectInfo(peer));
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
+        }
+    };
     Server { url, dir, _task: task }
 }
 
@@ -285,11 +300,15 @@ const GENESIS: [u8; 32] = [0x47; 32];
 
 /// A server that takes prepaid requests for `GENESIS`, journaling beside its model's folder.
 async fn start_prepaid() -> Server {
-    start_with(EngineConfig::default(), |o| {
+    start_prepaid_as(None).await
+}
+
+async fn start_prepaid_as(remote: Option<std::net::SocketAddr>) -> Server {
+    let configure = |o: &mut ServeOptions| {
         o.ledger_genesis = Some(GENESIS);
         o.journal = Some(o.model.parent().unwrap().with_file_name("journal"));
-    })
-    .await
+    };
+    start_as(EngineConfig::default(), configure, remote).await
 }
 
 fn alice() -> schnorrkel::Keypair {
@@ -483,4 +502,21 @@ async fn settled_batches_are_archived_with_their_leaves_and_served_with_proofs()
 async fn get_json(s: &Server, path: &str) -> (u16, Value) {
     let (status, body) = get(s, path).await;
     (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_endpoints_answer_only_callers_on_the_engines_machine() {
+    let s = start_prepaid_as(Some(([192, 0, 2, 7], 40_000).into())).await;
+    let adapter = blake2_256(&std::fs::read(s.dir.path().join("ad0/adapter_model.safetensors")).unwrap());
+    let forbidden = |(status, body): (u16, Value)| assert_eq!((status, code(&body)), (403, "operator_only"), "{body}");
+    forbidden(get_json(&s, "/v1/journal").await);
+    forbidden(post(&s, "/v1/journal/settled", json!({"through": 0})).await);
+    forbidden(put(&s, "/v1/batches/0", "{}").await);
+    forbidden(post(&s, "/v1/load_lora_adapter", json!({"lora_name": "x", "lora_path": "/etc"})).await);
+    forbidden(post(&s, "/v1/unload_lora_adapter", json!({"lora_name": "ad0"})).await);
+    // What payers need still answers: a prepaid completion and the archive.
+    let (status, body) = post(&s, "/v1/completions", paid("ad0", "the cat", 6, openledger(&alice(), adapter, "the cat", 6, 1))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get_json(&s, "/v1/batches/0").await;
+    assert_eq!((status, code(&body)), (404, "batch_not_found"));
 }

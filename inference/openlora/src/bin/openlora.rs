@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use openlora::attributor::MethodChoice;
 use openlora::engine::EngineConfig;
-use openlora::server::{router, ServeOptions, ServerState};
+use openlora::server::{service, ServeOptions, ServerState};
 
 #[derive(Parser, Debug)]
 #[command(name = "openlora", version, about = "Multi-LoRA inference server: one base model, many adapters, one batch")]
@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}:{}", cli.host, cli.port))?;
     tracing::info!("serving `{name}` on http://{} (POST /v1/completions, /v1/chat/completions)", listener.local_addr()?);
-    axum::serve(listener, router(state))
+    axum::serve(listener, service(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -324,17 +324,19 @@ fn leaf_of<T: Config>(
 
 /// Has the engine archive batch `nonce` and its leaves.
 fn archive_batch(nonce: u64, archive: Vec<u8>) -> Result<(), String> {
-	match engine_request(http::Method::Put, &format!("/v1/batches/{nonce}"), Some(archive))? {
-		(200, _) => Ok(()),
-		(code, body) => Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body))),
-	}
+	engine_request(http::Method::Put, &format!("/v1/batches/{nonce}"), Some(archive)).and_then(done)
 }
 
 /// Tells the engine its journal is settled through `through`.
 fn settle_journal(through: u64) -> Result<(), String> {
 	let body = format!("{{\"through\":{through}}}").into_bytes();
-	match engine_http("/v1/journal/settled", Some(body))? {
-		(200, _) => Ok(()),
-		(code, body) => Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body))),
+	engine_http("/v1/journal/settled", Some(body)).and_then(done)
+}
+
+/// Whether the engine did what it was asked: HTTP 200, or its answer.
+fn done((code, body): (u16, Vec<u8>)) -> Result<(), String> {
+	match code {
+		200 => Ok(()),
+		_ => Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body))),
 	}
 }
