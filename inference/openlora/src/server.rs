@@ -128,21 +128,17 @@ impl ServerState {
                 "--ledger-genesis needs --journal DIR: a prepaid request is journaled before it is answered, so that it can be settled"
             );
         }
-        let journal = opts
-            .journal
-            .as_deref()
-            .map(|dir| Journal::open(dir).with_context(|| format!("opening the journal {}", dir.display())))
-            .transpose()?
-            .map(Arc::new);
-        let batches = opts
-            .journal
-            .as_deref()
-            .map(|dir| {
-                let dir = dir.join("batches");
-                BatchArchive::open(&dir).with_context(|| format!("opening the batch archive {}", dir.display()))
-            })
-            .transpose()?
-            .map(Arc::new);
+        // The archive of settled batches lives in the journal's folder.
+        let (journal, batches) = match opts.journal.as_deref() {
+            None => (None, None),
+            Some(dir) => {
+                let journal = Journal::open(dir).with_context(|| format!("opening the journal {}", dir.display()))?;
+                let archive = dir.join("batches");
+                let batches = BatchArchive::open(&archive)
+                    .with_context(|| format!("opening the batch archive {}", archive.display()))?;
+                (Some(Arc::new(journal)), Some(Arc::new(batches)))
+            }
+        };
         let started = std::time::Instant::now();
         let tokenizer_path =
             opts.tokenizer.clone().unwrap_or_else(|| opts.model.with_file_name("tokenizer.json"));

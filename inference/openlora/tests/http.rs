@@ -69,6 +69,11 @@ async fn get(s: &Server, path: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+async fn get_json(s: &Server, path: &str) -> (u16, Value) {
+    let (status, body) = get(s, path).await;
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+}
+
 fn greedy(model: &str, prompt: &str, max_tokens: usize) -> Value {
     json!({"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "ignore_eos": true})
 }
@@ -237,8 +242,7 @@ async fn a_full_queue_answers_429_and_the_rest_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adapters_load_and_unload_at_run_time() {
     let s = start(EngineConfig::default()).await;
-    let (_, models) = get(&s, "/v1/models").await;
-    let models: Value = serde_json::from_str(&models).unwrap();
+    let (_, models) = get_json(&s, "/v1/models").await;
     let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["tiny", "ad0", "ad1"]);
 
@@ -285,9 +289,8 @@ async fn adapters_load_and_unload_at_run_time() {
     let (status, body) = post(&s, "/v1/completions", greedy("ad1", "re", 4)).await;
     assert_eq!(status, 200, "{body}");
 
-    let (status, health) = get(&s, "/health").await;
+    let (status, health) = get_json(&s, "/health").await;
     assert_eq!(status, 200);
-    let health: Value = serde_json::from_str(&health).unwrap();
     assert_eq!(health["status"], "ok");
     let (_, metrics) = get(&s, "/metrics").await;
     for kind in ["openlora_generated_tokens_total counter", "openlora_adapter_cache_misses_total counter", "openlora_adapter_load_seconds histogram", "openlora_queue_depth gauge"] {
@@ -349,9 +352,8 @@ async fn prepaid_requests_are_verified_served_and_journaled() {
     let receipt = &body["receipt"];
     assert_eq!(receipt["journal_seq"], 1);
 
-    let (status, page) = get(&s, "/v1/journal").await;
+    let (status, page) = get_json(&s, "/v1/journal").await;
     assert_eq!(status, 200, "{page}");
-    let page: Value = serde_json::from_str(&page).unwrap();
     assert_eq!(page["last_seq"], 1);
     let e = &page["entries"][0];
     assert_eq!(e["seq"], 1);
@@ -405,13 +407,11 @@ async fn prepaid_requests_are_verified_served_and_journaled() {
     assert_eq!((status, &body["receipt"]["journal_seq"]), (200, &Value::Null));
 
     // Settled entries are not listed again.
-    let (status, page) = get(&s, "/v1/journal?after=1&limit=1").await;
-    let page: Value = serde_json::from_str(&page).unwrap();
+    let (status, page) = get_json(&s, "/v1/journal?after=1&limit=1").await;
     assert_eq!((status, page["entries"].as_array().unwrap().len(), &page["entries"][0]["seq"], &page["last_seq"]), (200, 1, &json!(2), &json!(3)));
     let (status, body) = post(&s, "/v1/journal/settled", json!({"through": 2})).await;
     assert_eq!((status, &body["settled_through"]), (200, &json!(2)), "{body}");
-    let (_, page) = get(&s, "/v1/journal").await;
-    let page: Value = serde_json::from_str(&page).unwrap();
+    let (_, page) = get_json(&s, "/v1/journal").await;
     let seqs: Vec<&Value> = page["entries"].as_array().unwrap().iter().map(|e| &e["seq"]).collect();
     assert_eq!(seqs, [&json!(3)]);
     let (status, body) = post(&s, "/v1/journal/settled", json!({"through": 4})).await;
@@ -497,11 +497,6 @@ async fn settled_batches_are_archived_with_their_leaves_and_served_with_proofs()
     let plain = start(EngineConfig::default()).await;
     let (status, body) = get_json(&plain, "/v1/batches/7").await;
     assert_eq!((status, code(&body)), (404, "journal_disabled"));
-}
-
-async fn get_json(s: &Server, path: &str) -> (u16, Value) {
-    let (status, body) = get(s, path).await;
-    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
