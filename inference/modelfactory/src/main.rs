@@ -139,6 +139,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    openlora::cpu::set_threads();
     match Cli::parse().command {
         Command::Train {
             data,

@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod attributor;
 pub mod batches;
+pub mod cpu;
 pub mod engine;
 pub mod fixtures;
 pub mod journal;
@@ -11,6 +12,7 @@ pub mod lora;
 pub mod metrics;
 pub mod models;
 pub mod plot;
+pub mod q8;
 pub mod prepaid;
 pub mod sampling;
 pub mod server;

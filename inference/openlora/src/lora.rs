@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::models::gemma3::{Gemma3Config, Proj};
@@ -69,12 +68,14 @@ pub struct AdapterHeader {
     pub weight_bytes: usize,
 }
 
-/// One adapted projection of one layer: `A` (r × in) and `B` (out × r), as f32.
+/// One adapted projection of one layer: `A` (r × in) and `B` transposed (r × out), as f32.
+/// `B` is kept transposed because the CPU product adds `t_k · Bᵀ[k]` row by row, which
+/// vectorizes; PEFT's out × r would be one short dot product per output.
 pub struct LoraPair {
     pub in_dim: usize,
     pub out_dim: usize,
     a: Vec<f32>,
-    b: Vec<f32>,
+    b_t: Vec<f32>,
 }
 
 /// An adapter's weights, ready for the forward pass.
@@ -87,9 +88,13 @@ pub struct LoadedAdapter {
 }
 
 impl LoraPair {
-    /// `A` (r × in) and `B` (out × r), row-major.
-    pub fn weights(&self) -> (&[f32], &[f32]) {
-        (&self.a, &self.b)
+    /// `A` (r × in) and `B` (out × r), row-major: PEFT's layout.
+    pub fn weights(&self) -> (&[f32], Vec<f32>) {
+        (&self.a, transpose(&self.b_t, self.out_dim))
+    }
+
+    fn b(&self, o: usize, k: usize) -> f32 {
+        self.b_t[k * self.out_dim + o]
     }
 }
 
@@ -109,7 +114,7 @@ impl LoadedAdapter {
         let mut d = vec![0f32; p.out_dim * p.in_dim];
         for o in 0..p.out_dim {
             for k in 0..self.rank {
-                let bk = self.scale * p.b[o * self.rank + k];
+                let bk = self.scale * p.b(o, k);
                 let arow = &p.a[k * p.in_dim..(k + 1) * p.in_dim];
                 for (dst, a) in d[o * p.in_dim..(o + 1) * p.in_dim].iter_mut().zip(arow) {
                     *dst += bk * a;
@@ -310,7 +315,8 @@ pub fn load(
         };
         let (a, b) = (read(a_name)?, read(b_name)?);
         let (in_dim, out_dim) = model.proj_dims(proj);
-        pairs[layer * Proj::COUNT + proj as usize] = Some(LoraPair { in_dim, out_dim, a, b });
+        let b_t = transpose(&b, opened.cfg.r);
+        pairs[layer * Proj::COUNT + proj as usize] = Some(LoraPair { in_dim, out_dim, a, b_t });
     }
     let hash = known_hash.unwrap_or_else(|| blake2_256(&opened.bytes));
     let header = opened.header(dir, &plan, model, hash);
@@ -405,7 +411,7 @@ impl LoraStacks {
                     a_dst[..ad.rank * i].copy_from_slice(&p.a);
                     for row in 0..o {
                         for k in 0..ad.rank {
-                            b_dst[row * r + k] = ad.scale * p.b[row * ad.rank + k];
+                            b_dst[row * r + k] = ad.scale * p.b(row, k);
                         }
                     }
                 }
@@ -496,7 +502,8 @@ impl<'a> LoraBatch<'a> {
     }
 
     /// BGMV on the CPU: each row reads its own adapter's A and B in place; no weights are
-    /// copied or stacked. Rows are independent, so they run in parallel.
+    /// copied or stacked. Rows are independent, so they run in parallel, on candle's pool like
+    /// the base product beside them.
     fn delta_cpu(
         &self,
         x: &Tensor,
@@ -507,33 +514,33 @@ impl<'a> LoraBatch<'a> {
         let (rows, in_dim) = x.dims2()?;
         let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let mut out = vec![0f32; rows * out_dim];
-        out.par_chunks_mut(out_dim).enumerate().for_each(|(row, y)| {
+        crate::cpu::for_each_chunk(&mut out, out_dim, |row, y| {
             let Some(slot) = self.row_slot[row] else { return };
             let adapter = self.adapters[slot as usize];
             let Some(pair) = adapter.pair(layer, proj) else { return };
-            let r = adapter.rank;
             let xr = &xs[row * in_dim..(row + 1) * in_dim];
-            let mut t = [0f32; MAX_RANK_STACK];
-            let mut heap;
-            let t: &mut [f32] = if r <= MAX_RANK_STACK {
-                &mut t[..r]
-            } else {
-                heap = vec![0f32; r];
-                &mut heap
-            };
-            for (k, tk) in t.iter_mut().enumerate() {
-                let arow = &pair.a[k * in_dim..(k + 1) * in_dim];
-                *tk = adapter.scale * dot(arow, xr);
-            }
-            for (o, yo) in y.iter_mut().enumerate() {
-                *yo = dot(&pair.b[o * r..(o + 1) * r], t);
+            for k in 0..adapter.rank {
+                let tk = adapter.scale * dot(&pair.a[k * in_dim..(k + 1) * in_dim], xr);
+                for (yo, b) in y.iter_mut().zip(&pair.b_t[k * out_dim..(k + 1) * out_dim]) {
+                    *yo += tk * b;
+                }
             }
         });
         Tensor::from_vec(out, (rows, out_dim), x.device())?.to_dtype(x.dtype())
     }
 }
 
-const MAX_RANK_STACK: usize = 128;
+/// A row-major matrix of `cols` columns, transposed.
+fn transpose(m: &[f32], cols: usize) -> Vec<f32> {
+    let rows = m.len() / cols.max(1);
+    let mut t = vec![0f32; m.len()];
+    for (r, row) in m.chunks_exact(cols).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            t[c * rows + r] = *v;
+        }
+    }
+    t
+}
 
 #[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -57,7 +57,7 @@ impl TrainableLora {
                 let Some(pair) = adapter.pair(layer, p) else { continue };
                 let (a, b) = pair.weights();
                 let a = Var::from_tensor(&Tensor::from_slice(a, (adapter.rank, pair.in_dim), device)?)?;
-                let b = Var::from_tensor(&Tensor::from_slice(b, (pair.out_dim, adapter.rank), device)?)?;
+                let b = Var::from_tensor(&Tensor::from_vec(b, (pair.out_dim, adapter.rank), device)?)?;
                 pairs[layer * Proj::COUNT + p as usize] = Some((a, b));
                 if !targets.contains(&p) {
                     targets.push(p);

@@ -15,7 +15,9 @@ use openlora::engine::{Engine, EngineConfig, Event, Request};
 use openlora::fixtures::{write_adapter, write_model, ModelSpec};
 use openlora::lora;
 use openlora::metrics::Metrics;
+use candle_core::quantized::{GgmlDType, QTensor};
 use openlora::models::gemma3::{Gemma3, Gemma3Config, Proj};
+use openlora::q8::{Kernel, Q8Matrix};
 use openlora::sampling::SamplingParams;
 use plotters::prelude::*;
 use serde_json::json;
@@ -94,7 +96,33 @@ fn rate((took, tokens): (Duration, usize)) -> f64 {
     tokens as f64 / took.as_secs_f64()
 }
 
+/// The base product's rate on this CPU, per kernel it runs, on a random matrix of the LM
+/// head's shape: the single largest product of every step.
+fn kernel_rates(n: usize, k: usize) -> anyhow::Result<Vec<(String, usize, f64, f64)>> {
+    let w = candle_core::Tensor::randn(0f32, 1.0, (n, k), &candle_core::Device::Cpu)?;
+    let w = Q8Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0)?)?;
+    let mut rows = Vec::new();
+    for kernel in Kernel::available().into_iter().filter(|k| *k != Kernel::Portable) {
+        for m in [1usize, 8, 64] {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let mut out = vec![0f32; m * n];
+            w.matmul_with(kernel, &x, &mut out)?;
+            let reps = 5;
+            let t = Instant::now();
+            for _ in 0..reps {
+                w.matmul_with(kernel, &x, &mut out)?;
+            }
+            let secs = t.elapsed().as_secs_f64() / reps as f64;
+            let rate = (m * n * k) as f64 / secs / 1e9;
+            eprintln!("base product {kernel:?}, {m} rows: {:.2} ms, {rate:.1} G multiply-adds/s", secs * 1e3);
+            rows.push((format!("{kernel:?}"), m, secs * 1e3, rate));
+        }
+    }
+    Ok(rows)
+}
+
 fn main() -> anyhow::Result<()> {
+    openlora::cpu::set_threads();
     let cli = Cli::parse();
     let device = openlora::device(&cli.device)?;
     let tmp = tempfile::tempdir()?;
@@ -138,6 +166,11 @@ fn main() -> anyhow::Result<()> {
         loads.insert(label.into(), json!({"p50_ms": p50.as_secs_f64() * 1e3, "p99_ms": p99.as_secs_f64() * 1e3, "bytes": header.weight_bytes}));
         load_rows.push((label, p50, p99, header.weight_bytes));
     }
+
+    let kernel_rows = match device.is_cpu() {
+        true => kernel_rates(cfg.vocab_size, cfg.hidden_size)?,
+        false => Vec::new(),
+    };
 
     let metrics = Arc::new(Metrics::default());
     let mut store = AdapterStore::new(cfg.clone(), 128, 4 << 30, metrics.clone());
@@ -201,12 +234,21 @@ fn main() -> anyhow::Result<()> {
         println!("| {label} | {:.2} ms | {:.2} ms | {bytes} ({:.2} MiB) |", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3, *bytes as f64 / (1 << 20) as f64);
     }
 
+    if !kernel_rows.is_empty() {
+        println!("\n| base product, LM-head shape ({} × {}) | rows | ms | G multiply-adds/s |", cfg.vocab_size, cfg.hidden_size);
+        println!("|---|---:|---:|---:|");
+        for (kernel, m, ms, rate) in &kernel_rows {
+            println!("| {kernel} | {m} | {ms:.2} | {rate:.1} |");
+        }
+    }
+
     std::fs::create_dir_all(&cli.out)?;
     let results = json!({
         "model": model_name, "device": device_name, "prompt_tokens": cli.prompt, "generated_tokens": cli.tokens,
         "curves": curves.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "sequential_tokens_per_s": sequential, "mixed_over_single": mixed / single, "batched_over_sequential": mixed / sequential,
         "cold_load": loads,
+        "kernels": kernel_rows.iter().map(|(k, m, ms, rate)| json!({"kernel": k, "rows": m, "ms": ms, "gmac_per_s": rate})).collect::<Vec<_>>(),
     });
     std::fs::write(cli.out.join("bench.json"), serde_json::to_vec_pretty(&results)?)?;
     let png = cli.out.join("throughput.png");
