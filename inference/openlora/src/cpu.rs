@@ -29,6 +29,18 @@ pub fn for_each_chunk(out: &mut [f32], chunk_len: usize, f: impl Fn(usize, &mut 
     });
 }
 
+/// The values of the contiguous f32 CPU tensor a custom op's `cpu_fwd` is given.
+pub fn contiguous_f32<'a>(
+    op: &str,
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (candle_core::CpuStorage::F32(data), Some((start, end))) => Ok(&data[start..end]),
+        _ => candle_core::bail!("{op} takes contiguous f32 inputs"),
+    }
+}
+
 /// A pointer into an output buffer whose disjoint parts are written by different workers.
 #[derive(Clone, Copy)]
 pub(crate) struct SharedOut(pub(crate) *mut f32);

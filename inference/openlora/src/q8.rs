@@ -127,17 +127,20 @@ impl Kernel {
             .collect()
     }
 
-    /// `R` activation rows from `r0` against one tile's blocks, into `out[r][lane]`.
+    /// `R` activation rows from `r0` against one tile's blocks: `[r][lane]`.
     #[inline(always)]
-    fn tile<const R: usize>(self, w: &[PackedBlock], a: &QuantRows, r0: usize, out: &mut [[f32; TILE]; R]) {
+    fn tile<const R: usize>(self, w: &[PackedBlock], a: &QuantRows, r0: usize) -> [[f32; TILE]; R] {
+        let mut out = [[0f32; TILE]; R];
+        let out_ref = &mut out;
         match self {
             // SAFETY: `best()` chose these only where the CPU has the features they enable.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => unsafe { x86::tile_vnni::<R>(w, a, r0, out) },
+            Kernel::Avx512Vnni => unsafe { x86::tile_vnni::<R>(w, a, r0, out_ref) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { x86::tile_avx2::<R>(w, a, r0, out) },
-            _ => tile_portable::<R>(w, a, r0, out),
+            Kernel::Avx2 => unsafe { x86::tile_avx2::<R>(w, a, r0, out_ref) },
+            _ => tile_portable::<R>(w, a, r0, out_ref),
         }
+        out
     }
 }
 
@@ -356,26 +359,10 @@ impl Q8Matrix {
                             }
                         };
                         match r {
-                            ROWS => {
-                                let mut o = [[0f32; TILE]; ROWS];
-                                kernel.tile::<ROWS>(w, &a, r0, &mut o);
-                                put(&o)
-                            }
-                            4 => {
-                                let mut o = [[0f32; TILE]; 4];
-                                kernel.tile::<4>(w, &a, r0, &mut o);
-                                put(&o)
-                            }
-                            2 => {
-                                let mut o = [[0f32; TILE]; 2];
-                                kernel.tile::<2>(w, &a, r0, &mut o);
-                                put(&o)
-                            }
-                            _ => {
-                                let mut o = [[0f32; TILE]; 1];
-                                kernel.tile::<1>(w, &a, r0, &mut o);
-                                put(&o)
-                            }
+                            ROWS => put(&kernel.tile::<ROWS>(w, &a, r0)),
+                            4 => put(&kernel.tile::<4>(w, &a, r0)),
+                            2 => put(&kernel.tile::<2>(w, &a, r0)),
+                            _ => put(&kernel.tile::<1>(w, &a, r0)),
                         }
                     }
                     r0 += r;
@@ -393,18 +380,12 @@ impl candle_core::CustomOp1 for Q8Matrix {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("q8-matmul takes f32 inputs");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("q8-matmul takes contiguous inputs");
-        };
+        let x = crate::cpu::contiguous_f32("q8-matmul", storage, layout)?;
         let mut dims = layout.dims().to_vec();
         match dims.last_mut() {
             Some(last) if *last == self.k => *last = self.n,
             _ => candle_core::bail!("q8-matmul of {:?} against {}×{}", layout.dims(), self.n, self.k),
         }
-        let x = &data[start..end];
         let mut out = vec![0f32; x.len() / self.k * self.n];
         self.matmul(x, &mut out)?;
         Ok((CpuStorage::F32(out), Shape::from(dims)))

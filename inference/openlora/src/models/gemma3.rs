@@ -642,10 +642,7 @@ impl candle_core::CustomOp1 for GeluTanh {
     }
 
     fn cpu_fwd(&self, storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (candle_core::CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets()) else {
-            candle_core::bail!("gelu-tanh takes contiguous f32 inputs");
-        };
-        let x = &data[start..end];
+        let x = crate::cpu::contiguous_f32("gelu-tanh", storage, layout)?;
         let mut y = vec![0f32; x.len()];
         const CHUNK: usize = 4096;
         crate::cpu::for_each_chunk(&mut y, CHUNK, |i, y| {
