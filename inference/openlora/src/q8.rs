@@ -104,27 +104,29 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU runs.
-    pub fn best() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
-                return Kernel::Avx512Vnni;
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Kernel::Avx2;
-            }
+    const ALL: [Kernel; 3] = [Kernel::Avx512Vnni, Kernel::Avx2, Kernel::Portable];
+
+    /// Whether this CPU has the instructions the kernel is written with.
+    pub fn runs_here(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            Kernel::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
-        Kernel::Portable
     }
 
-    /// Every kernel this CPU runs, for tests that compare them.
+    /// The fastest kernel this CPU runs.
+    pub fn best() -> Self {
+        Self::ALL.into_iter().find(|k| k.runs_here()).unwrap_or(Kernel::Portable)
+    }
+
+    /// Every kernel this CPU runs, fastest first.
     pub fn available() -> Vec<Self> {
-        let best = Self::best();
-        [Kernel::Avx512Vnni, Kernel::Avx2, Kernel::Portable]
-            .into_iter()
-            .skip_while(|k| *k != best)
-            .collect()
+        Self::ALL.into_iter().filter(|k| k.runs_here()).collect()
     }
 
     /// `R` activation rows from `r0` against one tile's blocks: `[r][lane]`.
@@ -133,7 +135,8 @@ impl Kernel {
         let mut out = [[0f32; TILE]; R];
         let out_ref = &mut out;
         match self {
-            // SAFETY: `best()` chose these only where the CPU has the features they enable.
+            // SAFETY: `matmul_with` runs a kernel only where `runs_here()`: the CPU has the
+            // features these enable.
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Vnni => unsafe { x86::tile_vnni::<R>(w, a, r0, out_ref) },
             #[cfg(target_arch = "x86_64")]
@@ -318,6 +321,9 @@ impl Q8Matrix {
 
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], out: &mut [f32]) -> Result<()> {
         let (n, k) = (self.n, self.k);
+        if !kernel.runs_here() {
+            candle_core::bail!("this CPU cannot run the {kernel:?} kernel");
+        }
         if x.len() % k != 0 || out.len() != x.len() / k * n {
             candle_core::bail!("matmul of {} inputs and {} outputs against {n}×{k}", x.len(), out.len());
         }
