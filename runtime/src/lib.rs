@@ -89,7 +89,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	impl_name: Cow::Borrowed("openledger-node"),
 	authoring_version: 1,
 	// Bump on every change of runtime logic; polkadot.js keys its type bundles on it.
-	spec_version: 104,
+	spec_version: 105,
 	impl_version: 1,
 	apis: RUNTIME_API_VERSIONS,
 	// Bump when the encoding of existing calls or transaction extensions changes.
@@ -346,6 +346,9 @@ impl pallet_attribution::Config for Runtime {
 	type MaxPromptLength = ConstU32<4096>;
 	type MaxOutputLength = ConstU32<8192>;
 	type MaxOutputTokens = ConstU32<512>;
+	// A leaf's record: its prompt and output tokens (a prepaid request may use the engine's
+	// whole 4,096-token context) at 4 bytes each, its weights and 250 bytes of hashes.
+	type MaxRecordLength = ConstU32<{ 64 * 1024 }>;
 	// BOS plus a margin for chat templates.
 	type MaxSpecialTokens = ConstU32<4>;
 	// The engine's top-K.

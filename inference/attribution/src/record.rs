@@ -105,6 +105,119 @@ impl AttributionRecord {
     pub fn hash(&self) -> Hash256 {
         blake2_256(&self.canonical_bytes())
     }
+
+    /// The record whose [`canonical_bytes`](Self::canonical_bytes) these are, refusing anything
+    /// else: a challenger puts these bytes on chain, so parsing them must not be able to name a
+    /// record with another hash, nor allocate what a forged length asks for.
+    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
+        // A prefix of the tag is a cut-off record; anything else is not a record at all.
+        let rest = match bytes.strip_prefix(DOMAIN) {
+            Some(rest) => rest,
+            None if DOMAIN.starts_with(bytes) => return Err(RecordError::Truncated("domain tag")),
+            None => return Err(RecordError::Domain),
+        };
+        let mut r = Reader { rest };
+        let method = match r.u8("method tag")? {
+            0 => Method::Span {
+                min_len: r.u32("span parameters")?,
+                max_occurrences: r.u64("span parameters")?,
+                top_k: r.u32("span parameters")?,
+            },
+            1 => Method::Datainf { top_k: r.u32("datainf parameters")? },
+            tag => return Err(RecordError::UnknownMethod(tag)),
+        };
+        let base_model = r.hash("base model hash")?;
+        let adapter = match r.u8("adapter tag")? {
+            0 => None,
+            1 => Some(r.hash("adapter hash")?),
+            tag => return Err(RecordError::UnknownAdapterTag(tag)),
+        };
+        let index_root = r.hash("index root")?;
+        let prompt_hash = r.hash("prompt hash")?;
+        let output_hash = r.hash("output hash")?;
+        let prompt_tokens = r.list(4, "prompt tokens", |r| r.u32("prompt tokens"))?;
+        let output_tokens = r.list(4, "output tokens", |r| r.u32("output tokens"))?;
+        let weights =
+            r.list(12, "weights", |r| Ok(Weight { contribution: r.u64("weights")?, ppm: r.u32("weights")? }))?;
+        if !r.rest.is_empty() {
+            return Err(RecordError::Trailing(r.rest.len()));
+        }
+        Ok(Self { method, base_model, adapter, index_root, prompt_hash, output_hash, prompt_tokens, output_tokens, weights })
+    }
+}
+
+/// Why bytes are not an attribution record's canonical bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("not an attribution record (domain tag)")]
+    Domain,
+    #[error("truncated: the bytes end within the {0}")]
+    Truncated(&'static str),
+    #[error("truncated: {count} {what} do not fit in the {left} bytes left")]
+    Count { what: &'static str, count: u32, left: usize },
+    #[error("unknown method tag {0} (0: span, 1: datainf)")]
+    UnknownMethod(u8),
+    #[error("unknown adapter tag {0} (0: none, 1: an adapter hash follows)")]
+    UnknownAdapterTag(u8),
+    #[error("{0} trailing bytes after the record")]
+    Trailing(usize),
+}
+
+/// Reads [`AttributionRecord::canonical_bytes`] front to back; each read names what it reads,
+/// for the error.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], RecordError> {
+        if self.rest.len() < n {
+            return Err(RecordError::Truncated(what));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], RecordError> {
+        Ok(self.take(N, what)?.try_into().expect("take returns exactly N bytes"))
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, RecordError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, RecordError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, RecordError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    fn hash(&mut self, what: &'static str) -> Result<Hash256, RecordError> {
+        self.array(what)
+    }
+
+    /// A `u32` count, then that many items of `item_len` bytes each.
+    fn list<T>(
+        &mut self,
+        item_len: usize,
+        what: &'static str,
+        mut item: impl FnMut(&mut Self) -> Result<T, RecordError>,
+    ) -> Result<Vec<T>, RecordError> {
+        let count = self.u32(what)?;
+        // The count is untrusted: it must fit in the bytes left before anything is allocated for it.
+        let left = self.rest.len();
+        if (count as usize).checked_mul(item_len).is_none_or(|len| len > left) {
+            return Err(RecordError::Count { what, count, left });
+        }
+        let mut items = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
 }
 
 /// How a recomputed record compares with a claimed one.
@@ -193,5 +306,74 @@ mod tests {
         let mut i = r.clone();
         i.index_root = [0; 32];
         assert_eq!(compare(&r, &i), Verdict::InputsDiffer { field: "index_root" });
+    }
+
+    /// A span record with an adapter, a datainf record with one and without one.
+    fn records() -> [AttributionRecord; 3] {
+        let datainf = AttributionRecord { method: Method::Datainf { top_k: 16 }, ..record() };
+        let base = AttributionRecord { adapter: None, weights: Vec::new(), ..datainf.clone() };
+        [record(), datainf, base]
+    }
+
+    #[test]
+    fn canonical_bytes_parse_back_to_the_same_record() {
+        for r in records() {
+            let bytes = r.canonical_bytes();
+            let back = AttributionRecord::from_canonical_bytes(&bytes).unwrap();
+            assert_eq!(back, r);
+            assert_eq!(back.canonical_bytes(), bytes);
+            assert_eq!(back.hash(), r.hash());
+        }
+    }
+
+    #[test]
+    fn cut_off_or_extended_bytes_are_refused() {
+        for r in records() {
+            let bytes = r.canonical_bytes();
+            for len in 0..bytes.len() {
+                let err = AttributionRecord::from_canonical_bytes(&bytes[..len]).unwrap_err();
+                assert!(matches!(err, RecordError::Truncated(_) | RecordError::Count { .. }), "{len}: {err}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(AttributionRecord::from_canonical_bytes(&longer), Err(RecordError::Trailing(1)));
+        }
+    }
+
+    #[test]
+    fn foreign_tags_are_refused() {
+        let bytes = record().canonical_bytes();
+        let at = |i: usize, v: u8| {
+            let mut b = bytes.clone();
+            b[i] = v;
+            AttributionRecord::from_canonical_bytes(&b).unwrap_err()
+        };
+        assert_eq!(at(0, b'x'), RecordError::Domain);
+        assert_eq!(AttributionRecord::from_canonical_bytes(b"0x1234"), Err(RecordError::Domain));
+        assert_eq!(at(DOMAIN.len(), 2), RecordError::UnknownMethod(2));
+        // Tag, span parameters (4 + 8 + 4 bytes), base model.
+        assert_eq!(at(DOMAIN.len() + 1 + 16 + 32, 7), RecordError::UnknownAdapterTag(7));
+    }
+
+    #[test]
+    fn a_count_beyond_the_bytes_left_is_refused_before_allocating() {
+        // No tokens and no weights: the bytes end with the three counts.
+        let empty = AttributionRecord { prompt_tokens: Vec::new(), output_tokens: Vec::new(), weights: Vec::new(), ..record() };
+        let mut bytes = empty.canonical_bytes();
+        let prompt_count = bytes.len() - 12;
+        // u32::MAX tokens would be 16 GiB: the parser must look at the length first.
+        bytes[prompt_count..prompt_count + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            AttributionRecord::from_canonical_bytes(&bytes),
+            Err(RecordError::Count { what: "prompt tokens", count: u32::MAX, left: 8 })
+        );
+        let mut bytes = empty.canonical_bytes();
+        let weight_count = bytes.len() - 4;
+        bytes[weight_count..].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(&[0; 11]);
+        assert_eq!(
+            AttributionRecord::from_canonical_bytes(&bytes),
+            Err(RecordError::Count { what: "weights", count: u32::MAX, left: 11 })
+        );
     }
 }

@@ -132,7 +132,7 @@ enum Command {
         /// The record file (`-` for stdin).
         #[arg(long)]
         record: PathBuf,
-        /// The prompt text, to check the record's prompt hash as well.
+        /// The prompt text, to check the record's prompt hash and prompt tokens as well.
         #[arg(long)]
         prompt: Option<String>,
     },

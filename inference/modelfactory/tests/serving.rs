@@ -1,5 +1,6 @@
 //! Attribution through the OpenLoRA HTTP API: a real server on a local port serving an adapter
-//! ModelFactory trained, a real HTTP client, and the records it returns verified offline.
+//! ModelFactory trained, a real HTTP client, and the records it returns verified offline and by
+//! the engine itself (`/v1/attributions/verify`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,9 +60,18 @@ async fn start() -> Server {
     Server { url, model, adapter, _dir: dir }
 }
 
-async fn complete(s: &Server, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new().post(format!("{}/v1/completions", s.url)).json(&body).send().await.unwrap();
+async fn post(s: &Server, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new().post(format!("{}{path}", s.url)).json(&body).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn complete(s: &Server, body: Value) -> (u16, Value) {
+    post(s, "/v1/completions", body).await
+}
+
+async fn verify(s: &Server, record: &AttributionRecord, prompt: &str) -> (u16, Value) {
+    let record = format!("0x{}", hex::encode(record.canonical_bytes()));
+    post(s, "/v1/attributions/verify", json!({"record": record, "prompt": prompt})).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,4 +137,55 @@ async fn attribution_that_cannot_be_done_is_refused_clearly() {
         .unwrap();
     assert_eq!(last["attribution"]["method"], "span", "{last}");
     assert_eq!(last["receipt"]["attribution_record_hash"], last["attribution"]["record_hash"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_recomputes_a_records_canonical_bytes() {
+    let s = start().await;
+    let prompt = "the old mill grinds";
+    let req = json!({"model": "mill", "prompt": prompt, "max_tokens": 12, "temperature": 0, "attribution": "span"});
+    let (status, body) = complete(&s, req).await;
+    assert_eq!(status, 200, "{body}");
+    let a = &body["attribution"];
+    let honest = a["record_hash"].as_str().unwrap();
+    // The bytes a challenge puts on chain are the ones the receipt's hash is of.
+    let bytes = hex::decode(a["record_bytes"].as_str().unwrap().strip_prefix("0x").unwrap()).unwrap();
+    assert_eq!(attribution::hex32(&attribution::blake2_256(&bytes)), honest);
+    let record = AttributionRecord::from_canonical_bytes(&bytes).unwrap();
+
+    let (status, body) = verify(&s, &record, prompt).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["verdict"], "match", "{body}");
+    assert_eq!((body["claimed"]["record_hash"].as_str(), body["recomputed"]["record_hash"].as_str()), (Some(honest), Some(honest)));
+    assert_eq!(body["claimed"]["method"], "span");
+    assert_eq!(body["recomputed"]["weights"], a["weights"]);
+
+    // Another prompt: the record's inputs are not that completion's; the record recomputed from
+    // the given prompt still comes back.
+    let (status, body) = verify(&s, &record, "the green ferry").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["verdict"].as_str(), body["field"].as_str()), (Some("inputs_differ"), Some("prompt_hash")), "{body}");
+    assert!(body["recomputed"]["record_hash"].is_string(), "{body}");
+
+    // Forged weights (a contribution the datanet does not have): the engine recomputes the
+    // honest record.
+    let mut forged = record.clone();
+    forged.weights = vec![attribution::Weight { contribution: 999, ppm: attribution::PPM }];
+    let (status, body) = verify(&s, &forged, prompt).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["verdict"], "weights_differ", "{body}");
+    assert!(body["l1_ppm"].as_u64().unwrap() >= 1_000_000, "{body}");
+    assert_eq!(body["claimed"]["record_hash"].as_str().unwrap(), attribution::hex32(&forged.hash()));
+    assert_eq!(body["recomputed"]["record_hash"].as_str(), Some(honest));
+
+    // What cannot be verified here.
+    let code = |(status, body): (u16, Value)| (status, body["error"]["code"].as_str().unwrap_or_default().to_string());
+    let bad = post(&s, "/v1/attributions/verify", json!({"record": "0x1234", "prompt": prompt})).await;
+    assert_eq!(code(bad), (400, "bad_record".to_string()));
+    let mut elsewhere = record.clone();
+    elsewhere.adapter = Some([7; 32]);
+    assert_eq!(code(verify(&s, &elsewhere, prompt).await), (404, "model_not_found".to_string()));
+    let mut base = record.clone();
+    base.adapter = None;
+    assert_eq!(code(verify(&s, &base, prompt).await), (422, "no_attribution_data".to_string()));
 }

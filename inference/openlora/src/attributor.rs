@@ -1,6 +1,6 @@
 //! Attribution of served outputs: which contributions of an adapter's lineage shaped a
-//! completion, as an [`AttributionRecord`] a receipt can sign, and `verify`, which recomputes a
-//! record from its inputs.
+//! completion, as an [`AttributionRecord`] a receipt can sign, and `verify` / `verify_against`,
+//! which recompute a record from its inputs.
 //!
 //! An adapter trained by ModelFactory carries `lineage.json`, its span index (`span-index/`) and
 //! its gradient store (`gradients.bin`). The span method needs only the index; the gradient
@@ -186,9 +186,8 @@ impl Attributor {
     }
 
     /// Recomputes `claimed` from its own inputs with this model and the adapter in
-    /// `adapter_dir`, and says whether it matches. The output hash is recomputed from the
-    /// claimed output tokens (decoded with `tokenizer`), so a record whose tokens are not its
-    /// output fails; the prompt hash is checked when the prompt text is given.
+    /// `adapter_dir`, and says whether it matches; see [`Self::verify_against`], which a server
+    /// calls instead: this hashes the whole model file first.
     pub fn verify(
         &self,
         claimed: &AttributionRecord,
@@ -198,27 +197,51 @@ impl Attributor {
     ) -> anyhow::Result<Verdict> {
         let base_model = attribution::blake2_256_file(&self.model_path).context("hashing the model")?;
         let data = AdapterAttribution::open(adapter_dir, &base_model)?;
+        Ok(self.verify_against(base_model, claimed, &data, tokenizer, prompt_text)?.0)
+    }
+
+    /// Recomputes `claimed` from its own inputs, with this model (whose file hash is
+    /// `base_model`) and the adapter whose attribution data `data` is, and says whether it
+    /// matches; returns the recomputed record too.
+    ///
+    /// The output hash is recomputed from the claimed output tokens (decoded with `tokenizer`),
+    /// so a record whose tokens are not its output fails. Given the prompt text, the prompt hash
+    /// and tokens are the text's (tokenized as the server does, with special tokens), so a
+    /// record whose prompt tokens are not its prompt fails too; without it they are taken as
+    /// claimed.
+    pub fn verify_against(
+        &self,
+        base_model: Hash256,
+        claimed: &AttributionRecord,
+        data: &AdapterAttribution,
+        tokenizer: &tokenizers::Tokenizer,
+        prompt_text: Option<&str>,
+    ) -> anyhow::Result<(Verdict, AttributionRecord)> {
         let output_text = tokenizer.decode(&claimed.output_tokens, true).map_err(anyhow::Error::msg)?;
+        let prompt_tokens = match prompt_text {
+            Some(p) => tokenizer.encode(p, true).map_err(anyhow::Error::msg)?.get_ids().to_vec(),
+            None => claimed.prompt_tokens.clone(),
+        };
         let adapter_hash = attribution::parse_hex32(&data.lineage.adapter).context("lineage adapter hash")?;
         let c = Completion {
             base_model,
             adapter: Some(adapter_hash),
             prompt_hash: prompt_text.map_or(claimed.prompt_hash, |p| blake2_256(p.as_bytes())),
             output_hash: blake2_256(output_text.as_bytes()),
-            prompt_tokens: &claimed.prompt_tokens,
+            prompt_tokens: &prompt_tokens,
             output_tokens: &claimed.output_tokens,
         };
         let recomputed = match claimed.method {
             Method::Span { min_len, max_occurrences, top_k } => {
                 let params = SpanParams { min_len: min_len as usize, max_occurrences, top_k: top_k as usize };
-                self.span(&data, &c, &params).record
+                self.span(data, &c, &params).record
             }
             Method::Datainf { top_k } => {
-                let adapter = lora::load(adapter_dir, &self.differentiable()?.config, usize::MAX, None)?;
-                self.datainf(&data, &adapter, &c, top_k as usize)?.record
+                let adapter = lora::load(&data.dir, &self.differentiable()?.config, usize::MAX, None)?;
+                self.datainf(data, &adapter, &c, top_k as usize)?.record
             }
         };
-        Ok(compare(claimed, &recomputed))
+        Ok((compare(claimed, &recomputed), recomputed))
     }
 }
 

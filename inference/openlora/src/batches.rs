@@ -30,6 +30,13 @@ pub const MAX_BATCH_LEAVES: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HexBytes(pub Vec<u8>);
 
+impl HexBytes {
+    /// `0x` and hex digits, as [`Serialize`] writes them.
+    pub fn parse(s: &str) -> Option<Self> {
+        s.strip_prefix("0x").and_then(|h| hex::decode(h).ok()).map(HexBytes)
+    }
+}
+
 impl Serialize for HexBytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("0x{}", hex::encode(&self.0)))
@@ -39,10 +46,7 @@ impl Serialize for HexBytes {
 impl<'de> Deserialize<'de> for HexBytes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.strip_prefix("0x")
-            .and_then(|h| hex::decode(h).ok())
-            .map(HexBytes)
-            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not 0x and hex digits")))
+        HexBytes::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not 0x and hex digits")))
     }
 }
 

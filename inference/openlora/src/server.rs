@@ -7,8 +7,13 @@
 //!
 //! A completion of an adapter trained by ModelFactory can ask for attribution
 //! (`"attribution": true`, `"span"` or `"datainf"`; `openlora --attribution` sets a default):
-//! the response then carries the attribution record (see `attributor`) and its hash, which the
-//! receipt names.
+//! the response then carries the attribution record (see `attributor`), its canonical bytes and
+//! its hash, which the receipt names.
+//!
+//! `POST /v1/attributions/verify` recomputes a claimed record (its canonical bytes, as a
+//! challenge puts them on chain) from this engine's own model, adapter and attribution data, and
+//! answers `match`, `weights_differ` or `inputs_differ` with both records: how an operator's node
+//! judges another operator's attribution.
 //!
 //! With `--ledger-genesis` (and `--journal`), a completion may be prepaid: signed by the paying
 //! account (`"openledger"`, see `prepaid`) and journaled before it is answered (see `journal`);
@@ -16,7 +21,8 @@
 //! `/v1/batches/{nonce}` archives and serves the leaves of the batches it settles (see `batches`).
 //!
 //! The operator's endpoints — loading and unloading adapters, the journal, archiving a batch —
-//! answer callers on this machine only (403 `operator_only`): payers reach the engine from
+//! answer callers on this machine only (403 `operator_only`), or, with `--operator-token-file`,
+//! callers that send that token as `Authorization: Bearer <token>`: payers reach the engine from
 //! anywhere, and must not be able to settle an operator's journal or replace its archive.
 
 use std::convert::Infallible;
@@ -27,6 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use attribution::hex32;
+use attribution::record::AttributionRecord;
 use candle_core::Device;
 
 use axum::body::Bytes;
@@ -47,7 +54,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::adapters::{register_dir, AdapterStore, StoreError};
 use crate::attributor::{AttributionCache, Attributor, Completion, MethodChoice};
-use crate::batches::{ArchiveError, ArchivedBatch, BatchArchive, BatchUpload, LeafProof};
+use crate::batches::{ArchiveError, ArchivedBatch, BatchArchive, BatchUpload, HexBytes, LeafProof};
 use crate::engine::{Engine, EngineConfig, Event, Finish, Request, SubmitError};
 use crate::journal::{Journal, Leaf, NonceUsed, Page, Reservation, SettleError};
 use crate::lora::{blake2_256, blake2_256_file, Hash256};
@@ -82,6 +89,9 @@ pub struct ServeOptions {
     pub ledger_genesis: Option<Hash256>,
     /// Where served prepaid requests are journaled; required with `ledger_genesis`.
     pub journal: Option<PathBuf>,
+    /// Admits callers from other machines to the operator's endpoints when they send it as
+    /// `Authorization: Bearer <token>` (see [`read_operator_token`]).
+    pub operator_token: Option<String>,
 }
 
 impl ServeOptions {
@@ -100,6 +110,7 @@ impl ServeOptions {
             default_attribution: None,
             ledger_genesis: None,
             journal: None,
+            operator_token: None,
         }
     }
 }
@@ -118,6 +129,7 @@ pub struct ServerState {
     journal: Option<Arc<Journal>>,
     /// In the journal's folder, under `batches/`.
     batches: Option<Arc<BatchArchive>>,
+    operator_token: Option<String>,
 }
 
 impl ServerState {
@@ -181,6 +193,7 @@ impl ServerState {
             ledger_genesis: opts.ledger_genesis,
             journal,
             batches,
+            operator_token: opts.operator_token,
         })
     }
 }
@@ -194,6 +207,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/attributions/verify", post(verify_attribution))
         .route("/v1/models", get(models))
         .route("/v1/load_lora_adapter", post(load_adapter))
         .route("/v1/unload_lora_adapter", post(unload_adapter))
@@ -235,6 +249,12 @@ impl ApiError {
     }
     fn archive_failed(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "archive_failed", format!("the batch archive failed: {e}"))
+    }
+    fn attribution_failed(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "attribution_failed", format!("{e:#}"))
+    }
+    fn no_attribution_data(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "no_attribution_data", message)
     }
     fn json(&self) -> Value {
         let kind = match self.status.as_u16() {
@@ -295,22 +315,54 @@ impl From<StoreError> for ApiError {
 }
 
 /// A caller of an operator's endpoint: on this machine (a loopback peer), where the operator's
-/// node and tools run. Anything else, or a peer the server was not told, is refused.
+/// node and tools run, or holding the operator token. Anything else, or a peer the server was
+/// not told, is refused.
 pub struct FromOperator;
 
-impl<S: Send + Sync> FromRequestParts<S> for FromOperator {
+impl FromRequestParts<Arc<ServerState>> for FromOperator {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(peer)) if peer.ip().is_loopback() => Ok(Self),
-            _ => Err(ApiError::new(
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<ServerState>) -> Result<Self, ApiError> {
+        let local = matches!(parts.extensions.get::<ConnectInfo<SocketAddr>>(), Some(ConnectInfo(peer)) if peer.ip().is_loopback());
+        let bearer = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let holds_token = match (&state.operator_token, bearer) {
+            (Some(token), Some(sent)) => same_secret(token.as_bytes(), sent.as_bytes()),
+            _ => false,
+        };
+        if local || holds_token {
+            Ok(Self)
+        } else {
+            Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "operator_only",
-                "this endpoint is for the operator's node, on the engine's machine",
-            )),
+                "this endpoint is for the operator's node: on the engine's machine, or with the operator token (Authorization: Bearer)",
+            ))
         }
     }
+}
+
+/// Compares a secret in time that depends on its length only, so that answer times do not
+/// reveal how much of a guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// Reads the operator token from `path`: the file's content without surrounding whitespace,
+/// 16 to 256 visible ASCII characters (it travels in an HTTP header, and a short one can be
+/// guessed). The node sends it from the same file (`openledger-node --inference-token-file`).
+pub fn read_operator_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let raw = std::fs::read_to_string(path).with_context(|| format!("reading the operator token {}", path.display()))?;
+    let token = raw.trim();
+    anyhow::ensure!(
+        (16..=256).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_graphic()),
+        "the operator token in {} must be 16 to 256 visible ASCII characters (e.g. `openssl rand -hex 32`)",
+        path.display()
+    );
+    Ok(token.to_string())
 }
 
 /// Parses a JSON body, turning every failure (size, syntax, types) into a JSON error.
@@ -530,11 +582,10 @@ fn prepare(state: &ServerState, c: Common, prompt_text: String, chat: bool) -> R
         (None, Some(dir)) => state.default_attribution.map(|m| (m, dir)),
         (Some(Some(m)), Some(dir)) => Some((m, dir)),
         (Some(Some(_)), None) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "no_attribution_data",
-                format!("`{}` has no lineage: attribution needs an adapter trained by modelfactory", c.model),
-            ))
+            return Err(ApiError::no_attribution_data(format!(
+                "`{}` has no lineage: attribution needs an adapter trained by modelfactory",
+                c.model
+            )))
         }
     };
     let enc = state
@@ -696,16 +747,85 @@ async fn attribute(state: &Arc<ServerState>, p: &Prepared, f: &Finish) -> Result
             "weights": summary.weights,
             "index_root": hex32(&summary.index_root),
             "record_hash": hex32(&summary.record_hash),
+            "record_bytes": HexBytes(a.record.canonical_bytes()),
             "record": a.record,
             "spans": a.spans,
         });
         Ok(Attributed { summary, json })
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "attribution_failed", e.to_string()))?;
-    result
-        .map(Some)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "attribution_failed", format!("{e:#}")))
+    .map_err(ApiError::attribution_failed)?;
+    result.map(Some).map_err(ApiError::attribution_failed)
+}
+
+#[derive(Deserialize)]
+struct VerifyRequest {
+    /// `0x` hex of the claimed record's canonical bytes, as a challenge puts them on chain.
+    record: String,
+    /// The text the record's prompt hash should be of; without it the claimed prompt hash and
+    /// tokens are taken as given.
+    prompt: Option<String>,
+}
+
+/// A record as the verify endpoint shows it: its identity and inputs, without the tokens the
+/// caller sent.
+fn record_json(r: &AttributionRecord) -> Value {
+    json!({
+        "record_hash": hex32(&r.hash()),
+        "method": r.method.name(),
+        "base_model": hex32(&r.base_model),
+        "adapter": r.adapter.as_ref().map(hex32),
+        "index_root": hex32(&r.index_root),
+        "prompt_hash": hex32(&r.prompt_hash),
+        "output_hash": hex32(&r.output_hash),
+        "weights": r.weights,
+    })
+}
+
+/// Recomputes a claimed record with this engine's model, adapter and attribution data.
+async fn verify_attribution(
+    State(state): State<Arc<ServerState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req: VerifyRequest = parse(body)?;
+    let bad_record = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_record", message);
+    let bytes = HexBytes::parse(&req.record).ok_or_else(|| bad_record("record is not 0x and hex digits".into()))?;
+    let claimed = AttributionRecord::from_canonical_bytes(&bytes.0).map_err(|e| bad_record(format!("record: {e}")))?;
+    let adapter = claimed
+        .adapter
+        .ok_or_else(|| ApiError::no_attribution_data("the record names no adapter: the base model has no lineage"))?;
+    let dir = {
+        let store = state.engine.store.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = store.resolve(&hex32(&adapter)).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "model_not_found",
+                format!("no adapter {} is registered here", hex32(&adapter)),
+            )
+        })?;
+        reg.header.dir.clone()
+    };
+    if !dir.join(attribution::lineage::LINEAGE_FILE).is_file() {
+        return Err(ApiError::no_attribution_data(format!(
+            "adapter {} has no lineage: attribution needs an adapter trained by modelfactory",
+            hex32(&adapter)
+        )));
+    }
+    let claimed_json = record_json(&claimed);
+    let prompt = req.prompt;
+    // The gradient method takes seconds: off the async runtime, as `attribute` does.
+    let (verdict, recomputed) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let data = state.attribution_data.get(adapter, &dir, &state.base_hash)?;
+        state.attributor.verify_against(state.base_hash, &claimed, &data, &state.engine.tokenizer, prompt.as_deref())
+    })
+    .await
+    .map_err(ApiError::attribution_failed)?
+    .map_err(ApiError::attribution_failed)?;
+    // `weights_differ` carries the recomputed weights; the whole recomputed record replaces them.
+    let mut answer = json!(verdict);
+    answer["claimed"] = claimed_json;
+    answer["recomputed"] = record_json(&recomputed);
+    Ok(Json(answer))
 }
 
 fn usage(prompt_tokens: usize, f: &Finish) -> Value {

@@ -201,6 +201,31 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
     let (status, _) = post(&s, "/v1/completions", json!({"model": "tiny", "prompt": "x", "temperature": 9})).await;
     assert_eq!(status, 400);
 
+    // A record to verify: not one, or of an adapter without lineage.
+    for (body, expected) in [
+        (json!({"prompt": "x"}), "invalid_request"),
+        (json!({"record": "not hex"}), "bad_record"),
+        (json!({"record": "0x1234"}), "bad_record"),
+    ] {
+        let (status, answer) = post(&s, "/v1/attributions/verify", body.clone()).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some(expected)), "{body}: {answer}");
+    }
+    let adapter = blake2_256(&std::fs::read(s.dir.path().join("ad0/adapter_model.safetensors")).unwrap());
+    let record = attribution::record::AttributionRecord {
+        method: attribution::record::Method::Datainf { top_k: 8 },
+        base_model: [0; 32],
+        adapter: Some(adapter),
+        index_root: [0; 32],
+        prompt_hash: [0; 32],
+        output_hash: [0; 32],
+        prompt_tokens: vec![2],
+        output_tokens: vec![3],
+        weights: Vec::new(),
+    };
+    let record = format!("0x{}", hex::encode(record.canonical_bytes()));
+    let (status, body) = post(&s, "/v1/attributions/verify", json!({"record": record})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("no_attribution_data")), "{body}");
+
     let r = reqwest::Client::new()
         .post(format!("{}/v1/completions", s.url))
         .header("content-type", "application/json")
@@ -509,9 +534,52 @@ async fn operator_endpoints_answer_only_callers_on_the_engines_machine() {
     forbidden(put(&s, "/v1/batches/0", "{}").await);
     forbidden(post(&s, "/v1/load_lora_adapter", json!({"lora_name": "x", "lora_path": "/etc"})).await);
     forbidden(post(&s, "/v1/unload_lora_adapter", json!({"lora_name": "ad0"})).await);
-    // What payers need still answers: a prepaid completion and the archive.
+    // What payers and other operators need still answers: a prepaid completion, the archive and
+    // verification.
     let (status, body) = post(&s, "/v1/completions", paid("ad0", "the cat", 6, openledger(&alice(), adapter, "the cat", 6, 1))).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = get_json(&s, "/v1/batches/0").await;
     assert_eq!((status, code(&body)), (404, "batch_not_found"));
+    let (status, body) = post(&s, "/v1/attributions/verify", json!({"record": "0x1234"})).await;
+    assert_eq!((status, code(&body)), (400, "bad_record"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_another_machine_reaches_the_operator_endpoints_with_the_operator_token() {
+    const TOKEN: &str = "0123456789abcdef-operator";
+    let remote = Some(([192, 0, 2, 7], 40_000).into());
+    let s = start_as(EngineConfig::default(), |o| o.operator_token = Some(TOKEN.into()), remote).await;
+    let journal = |auth: Option<&str>| {
+        let mut r = reqwest::Client::new().get(format!("{}/v1/journal", s.url));
+        if let Some(auth) = auth {
+            r = r.header("authorization", auth);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // Past the operator check, this engine has no journal to show.
+    let (status, body) = journal(Some(&format!("Bearer {TOKEN}"))).await;
+    assert_eq!((status, code(&body)), (404, "journal_disabled"), "{body}");
+    for auth in [None, Some("Bearer 0123456789abcdef-operatoR"), Some("Bearer 0123456789abcdef"), Some(TOKEN)] {
+        let (status, body) = journal(auth).await;
+        assert_eq!((status, code(&body)), (403, "operator_only"), "{auth:?}: {body}");
+    }
+}
+
+#[test]
+fn an_operator_token_must_be_long_and_header_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |content: &str| {
+        let path = dir.path().join("token");
+        std::fs::write(&path, content).unwrap();
+        openlora::server::read_operator_token(&path).map_err(|e| e.to_string())
+    };
+    assert_eq!(read("  0123456789abcdef-operator\n").unwrap(), "0123456789abcdef-operator");
+    for bad in ["short", "0123456789abcdef operator", "0123456789abcdef\u{e9}", &"x".repeat(257)] {
+        assert!(read(bad).unwrap_err().contains("16 to 256 visible ASCII"), "{bad:?}");
+    }
+    assert!(openlora::server::read_operator_token(&dir.path().join("missing")).is_err());
 }

@@ -366,6 +366,107 @@ fn settled_leaves<T: Config>(
 	Ok((operator, leaves, charges, signed_index))
 }
 
+/// An operator's settled batch of one leaf, for a model trained on `MaxBatchContributions`
+/// contributions (at least `k`), all of them credited: the leaf has the longest prompt and
+/// attests a record of `r` bytes with `k` weights. Returns the operator, a challenge of the leaf
+/// claiming another record with the last `k` contributions, and the model.
+fn attested_leaf<T: Config>(
+	k: u32,
+	r: u32,
+) -> Result<(T::AccountId, LeafChallenge<T>, ModelId), BenchmarkError> {
+	fund_pots::<T>();
+	let owner = funded::<T>("model owner", 0);
+	let (lineage, ids, _) = contributions::<T>(&owner, T::MaxBatchContributions::get().max(k));
+	let model_id = T::Models::register_for_benchmark(owner, lineage, price::<T>());
+	let model = T::Models::served_model(model_id).ok_or("the model is served")?;
+	let rates = Pallet::<T>::rates(&model);
+	let operator = funded::<T>("operator", 0);
+	let key = register::<T>(&operator, BoundedVec::truncate_from(vec![model_id]));
+	let genesis = Pallet::<T>::genesis_hash();
+
+	let prompt: BoundedVec<u8, T::MaxPromptLength> = full(b'p');
+	let prompt_hash = BlakeTwo256::hash(&prompt);
+	let record: BoundedVec<u8, T::MaxRecordLength> =
+		BoundedVec::truncate_from(vec![b'r'; r as usize]);
+	let attested_weights = BoundedVec::truncate_from(weights(&ids[..k as usize]));
+	let fee = rates.fee(1, 1);
+	let max_fee = fee.saturating_mul(2u32.into());
+	let message = request_payload(&genesis, &model.adapter_hash, &prompt_hash, 1, 1, &max_fee);
+	let (payer, signature) = T::BenchmarkHelper::sign_request(&message);
+	T::Currency::set_balance(&payer, rich::<T>());
+	Pallet::<T>::deposit_credit(RawOrigin::Signed(payer.clone()).into(), price::<T>())?;
+	let leaf = BatchLeaf::<T> {
+		payer: payer.clone(),
+		nonce: 1,
+		max_fee,
+		signature,
+		prompt_hash,
+		max_tokens: 1,
+		output_hash: H256::zero(),
+		input_tokens: 1,
+		output_tokens: 1,
+		attestation: attestation(&BlakeTwo256::hash(&record), &attested_weights),
+		fee,
+		payer_total: fee,
+	};
+	let each = fee.saturating_sub(rates.platform_fee) / (ids.len() as u32).into();
+	let batch = ReceiptBatch::<T> {
+		operator: operator.clone(),
+		model_id,
+		nonce: 0,
+		receipts_root: fraud::batch_root(&[leaf.clone()]),
+		receipts: 1,
+		rates,
+		charges: BoundedVec::truncate_from(vec![Charge {
+			payer,
+			amount: fee,
+			first_nonce: 1,
+			last_nonce: 1,
+		}]),
+		influence: BoundedVec::truncate_from(ids.iter().map(|id| (*id, each)).collect()),
+	};
+	let batch_signature = key.sign(&batch.signing_payload(&genesis)).ok_or("the key signs")?;
+	Pallet::<T>::submit_receipt_batch(
+		RawOrigin::Signed(whitelisted_caller()).into(),
+		batch,
+		batch_signature,
+	)?;
+	let challenge = LeafChallenge {
+		leaf: fraud::prove_leaf(&[leaf], 0).ok_or("in the batch")?,
+		prompt,
+		record,
+		attested_weights,
+		record_hash: H256::repeat_byte(3),
+		weights: BoundedVec::truncate_from(weights(&ids[ids.len() - k as usize..])),
+	};
+	Ok((operator, challenge, model_id))
+}
+
+/// A leaf attesting the longest record with `k` weights, challenged, with `v` verifiers; their
+/// keys and the operator.
+fn disputed_leaf<T: Config>(
+	k: u32,
+	v: u32,
+) -> Result<(T::AccountId, Vec<(T::AccountId, T::OperatorKey)>), BenchmarkError> {
+	let (operator, leaf_challenge, model_id) = attested_leaf::<T>(k, T::MaxRecordLength::get())?;
+	let keys = verifiers::<T>(model_id, v);
+	let challenger = funded::<T>("challenger", 0);
+	Pallet::<T>::challenge_leaf(RawOrigin::Signed(challenger).into(), operator.clone(), 0, leaf_challenge)?;
+	Ok((operator, keys))
+}
+
+/// `verifier`'s signed vote for the leaf challenger's record.
+fn leaf_ballot<T: Config>(
+	operator: &T::AccountId,
+	(verifier, key): &(T::AccountId, T::OperatorKey),
+) -> Result<(T::AccountId, H256, <T::OperatorKey as RuntimeAppPublic>::Signature), BenchmarkError> {
+	let leaf = LeafDisputes::<T>::get(operator, 0).ok_or("the dispute is open")?;
+	let attestation = attestation(&leaf.dispute.claimed_record_hash, &leaf.dispute.claimed_weights);
+	let payload = leaf_vote_payload(&Pallet::<T>::genesis_hash(), operator, 0, leaf.index, &attestation);
+	let signature = key.sign(&payload).ok_or("the key signs")?;
+	Ok((verifier.clone(), attestation, signature))
+}
+
 #[benchmarks]
 mod benchmarks {
 	use super::*;
@@ -730,6 +831,71 @@ mod benchmarks {
 			fraud,
 		);
 		assert!(Batches::<T>::get(&operator, 0).is_some_and(|b| b.fraud_proven));
+		Ok(())
+	}
+
+	/// The longest prompt and a record of `r` bytes, `MaxWeights` claimed weights, `v` verifiers.
+	#[benchmark]
+	fn challenge_leaf(
+		r: Linear<1, { T::MaxRecordLength::get() }>,
+		v: Linear<1, { T::MaxOperatorsPerModel::get() - 1 }>,
+	) -> Result<(), BenchmarkError> {
+		// Not `challenge`: the benchmark of that name is a unit struct here.
+		let (operator, leaf_challenge, model_id) = attested_leaf::<T>(T::MaxWeights::get(), r)?;
+		verifiers::<T>(model_id, v);
+		let challenger = funded::<T>("challenger", 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(challenger), operator.clone(), 0, leaf_challenge);
+		assert_eq!(
+			LeafDisputes::<T>::get(&operator, 0).map(|d| d.dispute.verifiers.len() as u32),
+			Some(v)
+		);
+		Ok(())
+	}
+
+	/// A vote that leaves the dispute open: the first of `v ≥ 2` verifiers.
+	#[benchmark]
+	fn vote_leaf(v: Linear<2, { T::MaxOperatorsPerModel::get() - 1 }>) -> Result<(), BenchmarkError> {
+		let (operator, keys) = disputed_leaf::<T>(T::MaxWeights::get(), v)?;
+		let (verifier, attestation, signature) = leaf_ballot::<T>(&operator, &keys[0])?;
+		let relayer: T::AccountId = whitelisted_caller();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(relayer), operator.clone(), 0, verifier, attestation, signature);
+		assert!(LeafDisputes::<T>::get(&operator, 0).is_some_and(|d| d.dispute.votes[0].is_some()));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn authorize_vote_leaf(
+		v: Linear<2, { T::MaxOperatorsPerModel::get() - 1 }>,
+	) -> Result<(), BenchmarkError> {
+		let (operator, keys) = disputed_leaf::<T>(T::MaxWeights::get(), v)?;
+		let (verifier, attestation, signature) = leaf_ballot::<T>(&operator, &keys[0])?;
+		let call = Call::<T>::vote_leaf { operator, nonce: 0, verifier, attestation, signature };
+		#[block]
+		{
+			call.authorize(TransactionSource::External)
+				.ok_or("vote_leaf must give some authorization")??;
+		}
+		Ok(())
+	}
+
+	/// The most expensive resolution: overturned, slashing the operator and moving the leaf's
+	/// part of a fully credited batch from `k` contributions to `k` others.
+	#[benchmark]
+	fn resolve_leaf_dispute(k: Linear<1, { T::MaxWeights::get() }>) -> Result<(), BenchmarkError> {
+		let (operator, _) = disputed_leaf::<T>(k, 1)?;
+		let mut leaf = LeafDisputes::<T>::get(&operator, 0).ok_or("the dispute is open")?;
+		leaf.dispute.votes[0] =
+			Some(attestation(&leaf.dispute.claimed_record_hash, &leaf.dispute.claimed_weights));
+		let deadline = leaf.dispute.deadline;
+		LeafDisputes::<T>::insert(&operator, 0, leaf);
+		frame_system::Pallet::<T>::set_block_number(deadline.saturating_add(One::one()));
+		let caller: T::AccountId = whitelisted_caller();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(caller), operator.clone(), 0);
+		assert!(LeafDisputes::<T>::get(&operator, 0).is_none());
+		assert_eq!(Batches::<T>::get(&operator, 0).map(|b| b.status), Some(ReceiptStatus::Maturing));
 		Ok(())
 	}
 

@@ -83,7 +83,7 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	fn ensure_in_batch(record: &BatchRecord<T>, proven: &ProvenLeaf<T>) -> Result<(), Error<T>> {
+	pub(crate) fn ensure_in_batch(record: &BatchRecord<T>, proven: &ProvenLeaf<T>) -> Result<(), Error<T>> {
 		let encoded = proven.leaf.encode();
 		ensure!(
 			binary_merkle_tree::verify_proof::<BlakeTwo256, _, _>(
@@ -194,7 +194,8 @@ impl<T: Config> Pallet<T> {
 		info.bond = bond.saturating_sub(slashed);
 		Operators::<T>::insert(operator, info);
 
-		if record.status == ReceiptStatus::Maturing {
+		// A batch held by a leaf dispute still has its pool: the dispute then only settles bonds.
+		if record.status != ReceiptStatus::Final {
 			if !record.pool.is_zero() {
 				T::Currency::transfer(
 					&Self::reward_pot(),

@@ -62,6 +62,12 @@
 //! [`BatchFraud`]), which refunds the payer from the operator's bond and slashes it. The
 //! operator's off-chain worker builds batches from the engine's journal (`offchain::batcher`).
 //!
+//! A leaf's attribution is disputed with `challenge_leaf` (see [`LeafChallenge`]): the
+//! challenger reveals the operator's attribution record, which the chain checks against the
+//! leaf's attestation by its hash, and the verifiers' engines recompute that very record and
+//! vote with `vote_leaf`. The batch is held meanwhile; an overturn moves the leaf's part of the
+//! batch's pool to the challenger's weights.
+//!
 //! ## Scale
 //! A receipt costs O(K) writes: the record with its K credits, then K reward-balance increments
 //! when it matures. Rewards sit in the pallet's reward pot until their owner calls
@@ -196,6 +202,11 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxOutputLength: Get<u32>;
 
+		/// Bytes of the operator's attribution record a leaf challenge carries (the engine's
+		/// canonical record: about 250 bytes, 4 per prompt and output token, 12 per weight).
+		#[pallet::constant]
+		type MaxRecordLength: Get<u32>;
+
 		/// The most output tokens a request may ask for.
 		#[pallet::constant]
 		type MaxOutputTokens: Get<u32>;
@@ -324,6 +335,12 @@ pub mod pallet {
 	/// Open disputes, by the request of the receipt they challenge.
 	#[pallet::storage]
 	pub type Disputes<T: Config> = StorageMap<_, Twox64Concat, RequestId, Dispute<T>>;
+
+	/// Open challenges of batch leaves' attribution, by operator and batch number: one leaf of
+	/// a batch at a time.
+	#[pallet::storage]
+	pub type LeafDisputes<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, u64, LeafDispute<T>>;
 
 	/// The block of each operator's latest settled receipt: its bond stays until that
 	/// receipt's challenge window is over.
@@ -473,6 +490,28 @@ pub mod pallet {
 			to_winner: BalanceOf<T>,
 		},
 		DisputeParamsSet { params: DisputeParams<BalanceOf<T>, BlockNumberFor<T>> },
+		/// A batch leaf's attribution was challenged; its batch is held until the dispute
+		/// resolves.
+		LeafDisputeOpened {
+			operator: T::AccountId,
+			nonce: u64,
+			index: u32,
+			challenger: T::AccountId,
+			verifiers: BoundedVec<T::AccountId, T::MaxOperatorsPerModel>,
+			deadline: BlockNumberFor<T>,
+		},
+		LeafVoteCast { operator: T::AccountId, nonce: u64, verifier: T::AccountId, attestation: H256 },
+		/// As `DisputeResolved`, for a batch leaf: an overturn re-splits the leaf's part of the
+		/// batch's contributors' pool by the challenger's weights, a rejection sends it to the
+		/// treasury.
+		LeafDisputeResolved {
+			operator: T::AccountId,
+			nonce: u64,
+			index: u32,
+			outcome: DisputeOutcome,
+			slashed: BalanceOf<T>,
+			to_winner: BalanceOf<T>,
+		},
 		/// A batch was proven wrong: `payer` got `refunded` back from the operator's bond,
 		/// `slashed` more was taken from it, `to_challenger` of that to the challenger, and the
 		/// batch's maturing pool went to the treasury.
@@ -616,6 +655,8 @@ pub mod pallet {
 		NotAdjacent,
 		/// The leaves are consistent: nothing is proven.
 		NotFraud,
+		/// The record's hash with these weights is not the leaf's attestation.
+		RecordMismatch,
 	}
 
 	#[pallet::hooks]
@@ -881,53 +922,23 @@ pub mod pallet {
 		) -> DispatchResult {
 			let challenger = ensure_signed(origin)?;
 			let mut record = Receipts::<T>::get(request_id).ok_or(Error::<T>::NoReceipt)?;
-			match record.status {
-				ReceiptStatus::Maturing => {},
-				ReceiptStatus::Disputed => return Err(Error::<T>::AlreadyDisputed.into()),
-				ReceiptStatus::Final => return Err(Error::<T>::ChallengeWindowClosed.into()),
-			}
-			let params = DisputeConfig::<T>::get();
-			let now = frame_system::Pallet::<T>::block_number();
-			ensure!(
-				now <= record.settled_at.saturating_add(params.challenge_window),
-				Error::<T>::ChallengeWindowClosed
-			);
+			Self::ensure_challengeable(record.status, record.settled_at)?;
 			ensure!(BlakeTwo256::hash(&prompt) == record.prompt_hash, Error::<T>::PromptMismatch);
 			ensure!(
 				attestation(&record_hash, &weights) != record.attestation,
 				Error::<T>::SameRecord
 			);
-			let model =
-				T::Models::served_model(record.model_id).ok_or(Error::<T>::ModelNotFound)?;
-			let contributors = Self::check_weights(&weights, &model)?;
-			let verifiers: alloc::vec::Vec<T::AccountId> = ModelOperators::<T>::get(record.model_id)
-				.into_iter()
-				.filter(|v| *v != record.operator && *v != challenger)
-				.filter(|v| Operators::<T>::get(v).is_some_and(|info| info.unbonding_at.is_none()))
-				.collect();
-			ensure!(!verifiers.is_empty(), Error::<T>::NoVerifiers);
-			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, params.challenge_bond)
-				.map_err(|_| Error::<T>::InsufficientBalance)?;
-
-			let verifiers = BoundedVec::truncate_from(verifiers);
-			let deadline = now.saturating_add(params.voting_period);
-			let votes = BoundedVec::truncate_from(alloc::vec![None; verifiers.len()]);
-			DisputesAgainst::<T>::mutate(&record.operator, |n| *n = n.saturating_add(1));
-			Disputes::<T>::insert(
-				request_id,
-				Dispute {
-					challenger: challenger.clone(),
-					operator: record.operator.clone(),
-					bond: params.challenge_bond,
-					prompt,
-					claimed_record_hash: record_hash,
-					claimed_weights: weights,
-					claimed_contributors: BoundedVec::truncate_from(contributors),
-					verifiers: verifiers.clone(),
-					votes,
-					deadline,
-				},
-			);
+			let dispute = Self::open_dispute(
+				challenger,
+				record.operator.clone(),
+				record.model_id,
+				prompt,
+				record_hash,
+				weights,
+			)?;
+			let (challenger, verifiers, deadline) =
+				(dispute.challenger.clone(), dispute.verifiers.clone(), dispute.deadline);
+			Disputes::<T>::insert(request_id, dispute);
 			record.status = ReceiptStatus::Disputed;
 			let operator = record.operator.clone();
 			Receipts::<T>::insert(request_id, record);
@@ -1127,6 +1138,163 @@ pub mod pallet {
 				to_challenger,
 			});
 			Ok(())
+		}
+
+		/// Challenges the attribution of one leaf of `operator`'s batch `nonce` within the
+		/// batch's challenge window, holding the challenge bond (see [`LeafChallenge`]). The
+		/// model's other operators recompute the operator's record on their engines and vote
+		/// with `vote_leaf`, as for a receipt; the batch does not mature meanwhile. One leaf of
+		/// a batch is disputed at a time.
+		#[pallet::call_index(19)]
+		#[pallet::weight(Pallet::<T>::challenge_leaf_weight(challenge.record.len() as u32))]
+		pub fn challenge_leaf(
+			origin: OriginFor<T>,
+			operator: T::AccountId,
+			nonce: u64,
+			challenge: LeafChallenge<T>,
+		) -> DispatchResult {
+			let challenger = ensure_signed(origin)?;
+			let mut batch = Batches::<T>::get(&operator, nonce).ok_or(Error::<T>::NoBatch)?;
+			ensure!(!batch.fraud_proven, Error::<T>::FraudAlreadyProven);
+			Self::ensure_challengeable(batch.status, batch.settled_at)?;
+			Self::ensure_in_batch(&batch, &challenge.leaf)?;
+			let LeafChallenge { leaf: proven, prompt, record, attested_weights, record_hash, weights } =
+				challenge;
+			let leaf = proven.leaf;
+			ensure!(BlakeTwo256::hash(&prompt) == leaf.prompt_hash, Error::<T>::PromptMismatch);
+			ensure!(
+				attestation(&BlakeTwo256::hash(&record), &attested_weights) == leaf.attestation,
+				Error::<T>::RecordMismatch
+			);
+			ensure!(
+				attestation(&record_hash, &weights) != leaf.attestation,
+				Error::<T>::SameRecord
+			);
+			let dispute = Self::open_dispute(
+				challenger.clone(),
+				operator.clone(),
+				batch.model_id,
+				prompt,
+				record_hash,
+				weights,
+			)?;
+			let (verifiers, deadline) = (dispute.verifiers.clone(), dispute.deadline);
+			LeafDisputes::<T>::insert(
+				&operator,
+				nonce,
+				LeafDispute {
+					dispute,
+					index: proven.index,
+					attestation: leaf.attestation,
+					output_hash: leaf.output_hash,
+					record,
+					attested_weights,
+					shared: leaf.fee.saturating_sub(batch.rates.platform_fee),
+				},
+			);
+			batch.status = ReceiptStatus::Disputed;
+			Batches::<T>::insert(&operator, nonce, batch);
+			Self::deposit_event(Event::LeafDisputeOpened {
+				operator,
+				nonce,
+				index: proven.index,
+				challenger,
+				verifiers,
+				deadline,
+			});
+			Ok(())
+		}
+
+		/// A verifier's vote in the dispute of a batch leaf: the attestation its engine
+		/// recomputed from the operator's record, or [`INCONSISTENT_RECORD`], signed with its
+		/// attribution key. As `vote`, the first attestation with a majority of all verifiers
+		/// resolves it.
+		#[pallet::call_index(20)]
+		#[pallet::weight(Pallet::<T>::vote_leaf_weight())]
+		#[pallet::authorize(|_source, operator, nonce, verifier, attestation, signature| {
+			Pallet::<T>::authorize_leaf_vote(operator, *nonce, verifier, attestation, signature)
+		})]
+		#[pallet::weight_of_authorize(Pallet::<T>::authorize_vote_leaf_weight())]
+		pub fn vote_leaf(
+			origin: OriginFor<T>,
+			operator: T::AccountId,
+			nonce: u64,
+			verifier: T::AccountId,
+			attestation: H256,
+			signature: <T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> DispatchResult {
+			Self::ensure_worker_or_signed(origin)?;
+			let (mut leaf, index) =
+				Self::check_leaf_vote(&operator, nonce, &verifier, &attestation, &signature)?;
+			leaf.dispute.votes[index] = Some(attestation);
+			Self::deposit_event(Event::LeafVoteCast {
+				operator: operator.clone(),
+				nonce,
+				verifier,
+				attestation,
+			});
+			if leaf.dispute.majority().is_some() {
+				Self::resolve_leaf(&operator, nonce, leaf)
+			} else {
+				LeafDisputes::<T>::insert(&operator, nonce, leaf);
+				Ok(())
+			}
+		}
+
+		/// Ends a leaf dispute whose voting period is over without a majority: void, the leaf
+		/// stands and the challenger's bond comes back. Anyone may call it.
+		#[pallet::call_index(21)]
+		#[pallet::weight(Pallet::<T>::resolve_leaf_weight())]
+		pub fn resolve_leaf_dispute(
+			origin: OriginFor<T>,
+			operator: T::AccountId,
+			nonce: u64,
+		) -> DispatchResult {
+			ensure_signed(origin)?;
+			let leaf = LeafDisputes::<T>::get(&operator, nonce).ok_or(Error::<T>::NoDispute)?;
+			ensure!(
+				frame_system::Pallet::<T>::block_number() > leaf.dispute.deadline,
+				Error::<T>::VotingOpen
+			);
+			Self::resolve_leaf(&operator, nonce, leaf)
+		}
+	}
+
+	/// The leaf-dispute calls' weights, composed from the measured weights of the calls that do
+	/// the same work (opening and voting in a receipt dispute, proving a batch leaf, crediting
+	/// a full batch), plus what is new: hashing the record (2 ns a byte, several times the
+	/// blake2 host function's cost) and reading the larger dispute entry. Their own benchmarks
+	/// are in `benchmarking.rs`; `scripts/benchmark-pallets.sh attribution` measures them.
+	impl<T: Config> Pallet<T> {
+		/// Reading and writing a leaf dispute, whose record makes it up to `MaxRecordLength`
+		/// bytes larger than a receipt's.
+		fn leaf_dispute_access() -> Weight {
+			Weight::from_parts(0, LeafDispute::<T>::max_encoded_len() as u64)
+				.saturating_add(T::DbWeight::get().reads_writes(1, 1))
+		}
+
+		pub fn challenge_leaf_weight(record_len: u32) -> Weight {
+			T::WeightInfo::challenge(T::MaxWeights::get(), T::MaxOperatorsPerModel::get())
+				.saturating_add(T::WeightInfo::challenge_batch_leaf(1))
+				.saturating_add(Weight::from_parts(2_000 * record_len as u64, record_len as u64))
+				.saturating_add(Self::leaf_dispute_access())
+		}
+
+		pub fn resolve_leaf_weight() -> Weight {
+			T::WeightInfo::resolve_dispute(T::MaxWeights::get())
+				.saturating_add(T::WeightInfo::release_batch_rewards(T::MaxBatchContributions::get()))
+				.saturating_add(Self::leaf_dispute_access())
+		}
+
+		pub fn vote_leaf_weight() -> Weight {
+			T::WeightInfo::vote(T::MaxOperatorsPerModel::get())
+				.saturating_add(Self::resolve_leaf_weight())
+				.saturating_add(Self::leaf_dispute_access())
+		}
+
+		pub fn authorize_vote_leaf_weight() -> Weight {
+			T::WeightInfo::authorize_vote(T::MaxOperatorsPerModel::get())
+				.saturating_add(Self::leaf_dispute_access())
 		}
 	}
 
@@ -1662,14 +1830,71 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// A valid vote's dispute and the verifier's place in it.
-		pub fn check_vote(
-			request_id: RequestId,
+		/// A receipt or leaf that can still be challenged: maturing, inside its window.
+		fn ensure_challengeable(
+			status: ReceiptStatus,
+			settled_at: BlockNumberFor<T>,
+		) -> DispatchResult {
+			match status {
+				ReceiptStatus::Maturing => {},
+				ReceiptStatus::Disputed => return Err(Error::<T>::AlreadyDisputed.into()),
+				ReceiptStatus::Final => return Err(Error::<T>::ChallengeWindowClosed.into()),
+			}
+			let window = DisputeConfig::<T>::get().challenge_window;
+			ensure!(
+				frame_system::Pallet::<T>::block_number() <= settled_at.saturating_add(window),
+				Error::<T>::ChallengeWindowClosed
+			);
+			Ok(())
+		}
+
+		/// A dispute of `operator`'s attribution for `model_id`, opened by `challenger` with
+		/// the record it recomputed: the claimed weights must be the lineage's, the verifiers
+		/// are the model's other operators that are not unbonding, and the challenge bond is
+		/// held. The operator's bond stays until it closes.
+		fn open_dispute(
+			challenger: T::AccountId,
+			operator: T::AccountId,
+			model_id: ModelId,
+			prompt: BoundedVec<u8, T::MaxPromptLength>,
+			record_hash: H256,
+			weights: BoundedVec<(ContributionId, Ppm), T::MaxWeights>,
+		) -> Result<Dispute<T>, DispatchError> {
+			let model = T::Models::served_model(model_id).ok_or(Error::<T>::ModelNotFound)?;
+			let contributors = Self::check_weights(&weights, &model)?;
+			let verifiers: alloc::vec::Vec<T::AccountId> = ModelOperators::<T>::get(model_id)
+				.into_iter()
+				.filter(|v| *v != operator && *v != challenger)
+				.filter(|v| Operators::<T>::get(v).is_some_and(|info| info.unbonding_at.is_none()))
+				.collect();
+			ensure!(!verifiers.is_empty(), Error::<T>::NoVerifiers);
+			let params = DisputeConfig::<T>::get();
+			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, params.challenge_bond)
+				.map_err(|_| Error::<T>::InsufficientBalance)?;
+			DisputesAgainst::<T>::mutate(&operator, |n| *n = n.saturating_add(1));
+			let votes = BoundedVec::truncate_from(alloc::vec![None; verifiers.len()]);
+			Ok(Dispute {
+				challenger,
+				operator,
+				bond: params.challenge_bond,
+				prompt,
+				claimed_record_hash: record_hash,
+				claimed_weights: weights,
+				claimed_contributors: BoundedVec::truncate_from(contributors),
+				verifiers: BoundedVec::truncate_from(verifiers),
+				votes,
+				deadline: frame_system::Pallet::<T>::block_number()
+					.saturating_add(params.voting_period),
+			})
+		}
+
+		/// The verifier's place in `dispute` if it may still vote and signed `payload`.
+		fn check_ballot(
+			dispute: &Dispute<T>,
 			verifier: &T::AccountId,
-			attestation: &H256,
+			payload: &[u8],
 			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
-		) -> Result<(Dispute<T>, usize), Error<T>> {
-			let dispute = Disputes::<T>::get(request_id).ok_or(Error::<T>::NoDispute)?;
+		) -> Result<usize, Error<T>> {
 			ensure!(
 				frame_system::Pallet::<T>::block_number() <= dispute.deadline,
 				Error::<T>::VotingClosed
@@ -1681,95 +1906,201 @@ pub mod pallet {
 				.ok_or(Error::<T>::NotVerifier)?;
 			ensure!(dispute.votes[index].is_none(), Error::<T>::AlreadyVoted);
 			let key = Operators::<T>::get(verifier).ok_or(Error::<T>::NotOperator)?.key;
-			let genesis = Self::genesis_hash();
-			ensure!(
-				key.verify(&vote_payload(&genesis, request_id, attestation), signature),
-				Error::<T>::BadSignature
-			);
+			ensure!(key.verify(&payload, signature), Error::<T>::BadSignature);
+			Ok(index)
+		}
+
+		/// A valid vote's dispute and the verifier's place in it.
+		pub fn check_vote(
+			request_id: RequestId,
+			verifier: &T::AccountId,
+			attestation: &H256,
+			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> Result<(Dispute<T>, usize), Error<T>> {
+			let dispute = Disputes::<T>::get(request_id).ok_or(Error::<T>::NoDispute)?;
+			let payload = vote_payload(&Self::genesis_hash(), request_id, attestation);
+			let index = Self::check_ballot(&dispute, verifier, &payload, signature)?;
 			Ok((dispute, index))
 		}
 
-		/// Pays out a dispute by its majority (void without one) and closes it.
-		fn resolve(request_id: RequestId, dispute: Dispute<T>) -> DispatchResult {
-			let mut record = Receipts::<T>::get(request_id).ok_or(Error::<T>::NoReceipt)?;
+		/// A valid leaf vote's dispute and the verifier's place in it.
+		pub fn check_leaf_vote(
+			operator: &T::AccountId,
+			nonce: u64,
+			verifier: &T::AccountId,
+			attestation: &H256,
+			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> Result<(LeafDispute<T>, usize), Error<T>> {
+			let leaf = LeafDisputes::<T>::get(operator, nonce).ok_or(Error::<T>::NoDispute)?;
+			let payload =
+				leaf_vote_payload(&Self::genesis_hash(), operator, nonce, leaf.index, attestation);
+			let index = Self::check_ballot(&leaf.dispute, verifier, &payload, signature)?;
+			Ok((leaf, index))
+		}
+
+		/// The outcome of a dispute of an attribution attested as `attested`, with the bonds
+		/// paid: a losing challenger's forfeited, a losing operator's slashed. Returns what was
+		/// taken and what the winner got of it.
+		fn judge(
+			dispute: &Dispute<T>,
+			attested: H256,
+		) -> Result<(DisputeOutcome, BalanceOf<T>, BalanceOf<T>), DispatchError> {
 			let params = DisputeConfig::<T>::get();
 			let claimed = attestation(&dispute.claimed_record_hash, &dispute.claimed_weights);
 			let outcome = match dispute.majority() {
 				None => DisputeOutcome::Void,
-				Some(a) if a == record.attestation => DisputeOutcome::Upheld,
+				Some(a) if a == attested => DisputeOutcome::Upheld,
 				Some(a) if a == claimed => DisputeOutcome::Overturned,
 				Some(_) => DisputeOutcome::Rejected,
 			};
 			let bond_reason: T::RuntimeHoldReason = HoldReason::ChallengeBond.into();
 			let (mut slashed, mut to_winner) = (BalanceOf::<T>::zero(), BalanceOf::<T>::zero());
+			if outcome == DisputeOutcome::Upheld {
+				(slashed, to_winner) = Self::forfeit(
+					&bond_reason,
+					&dispute.challenger,
+					dispute.bond,
+					&dispute.operator,
+					params.winner_share,
+				)?;
+			} else {
+				T::Currency::release(
+					&bond_reason,
+					&dispute.challenger,
+					dispute.bond,
+					Precision::BestEffort,
+				)?;
+			}
+			if matches!(outcome, DisputeOutcome::Overturned | DisputeOutcome::Rejected) {
+				let mut operator =
+					Operators::<T>::get(&dispute.operator).ok_or(Error::<T>::NotOperator)?;
+				let winner_share = if outcome == DisputeOutcome::Overturned {
+					params.winner_share
+				} else {
+					Perbill::zero()
+				};
+				(slashed, to_winner) = Self::forfeit(
+					&HoldReason::OperatorBond.into(),
+					&dispute.operator,
+					params.slash.mul_floor(operator.bond),
+					&dispute.challenger,
+					winner_share,
+				)?;
+				operator.bond = operator.bond.saturating_sub(slashed);
+				Operators::<T>::insert(&dispute.operator, operator);
+			}
+			DisputesAgainst::<T>::mutate_exists(&dispute.operator, |n| {
+				*n = n.map(|n| n.saturating_sub(1)).filter(|n| *n > 0)
+			});
+			Ok((outcome, slashed, to_winner))
+		}
+
+		/// The credits of `pool` split by the challenger's weights.
+		fn claimed_credits(
+			dispute: &Dispute<T>,
+			pool: BalanceOf<T>,
+		) -> alloc::vec::Vec<(ContributionId, T::AccountId, BalanceOf<T>)> {
+			let amounts = Self::split_pool(pool, &dispute.claimed_weights);
+			dispute
+				.claimed_weights
+				.iter()
+				.zip(dispute.claimed_contributors.iter())
+				.zip(amounts)
+				.filter(|(_, amount)| !amount.is_zero())
+				.map(|(((id, _), who), amount)| (*id, who.clone(), amount))
+				.collect()
+		}
+
+		/// Pays out a dispute by its majority (void without one) and closes it: an overturn
+		/// re-splits the receipt's pool by the challenger's weights, a rejection sends it to
+		/// the treasury.
+		fn resolve(request_id: RequestId, dispute: Dispute<T>) -> DispatchResult {
+			let mut record = Receipts::<T>::get(request_id).ok_or(Error::<T>::NoReceipt)?;
+			let (outcome, slashed, to_winner) = Self::judge(&dispute, record.attestation)?;
 			match outcome {
-				DisputeOutcome::Upheld => {
-					(slashed, to_winner) = Self::forfeit(
-						&bond_reason,
-						&dispute.challenger,
-						dispute.bond,
-						&dispute.operator,
-						params.winner_share,
-					)?;
-				},
-				DisputeOutcome::Overturned | DisputeOutcome::Rejected => {
-					T::Currency::release(
-						&bond_reason,
-						&dispute.challenger,
-						dispute.bond,
-						Precision::BestEffort,
-					)?;
-					let mut operator =
-						Operators::<T>::get(&dispute.operator).ok_or(Error::<T>::NotOperator)?;
-					let winner_share = if outcome == DisputeOutcome::Overturned {
-						params.winner_share
-					} else {
-						Perbill::zero()
-					};
-					(slashed, to_winner) = Self::forfeit(
-						&HoldReason::OperatorBond.into(),
-						&dispute.operator,
-						params.slash.mul_floor(operator.bond),
-						&dispute.challenger,
-						winner_share,
-					)?;
-					operator.bond = operator.bond.saturating_sub(slashed);
-					Operators::<T>::insert(&dispute.operator, operator);
-					// The challenger's weights replace the receipt's; with neither reproduced
-					// the whole pool goes to the treasury.
-					record.credits = if outcome == DisputeOutcome::Overturned {
-						let amounts = Self::split_pool(record.pool, &dispute.claimed_weights);
-						BoundedVec::truncate_from(
-							dispute
-								.claimed_weights
-								.iter()
-								.zip(dispute.claimed_contributors.iter())
-								.zip(amounts)
-								.filter(|(_, amount)| !amount.is_zero())
-								.map(|(((id, _), who), amount)| (*id, who.clone(), amount))
-								.collect::<alloc::vec::Vec<_>>(),
-						)
-					} else {
-						BoundedVec::new()
-					};
-				},
-				DisputeOutcome::Void => {
-					T::Currency::release(
-						&bond_reason,
-						&dispute.challenger,
-						dispute.bond,
-						Precision::BestEffort,
-					)?;
-				},
+				DisputeOutcome::Overturned =>
+					record.credits =
+						BoundedVec::truncate_from(Self::claimed_credits(&dispute, record.pool)),
+				DisputeOutcome::Rejected => record.credits = BoundedVec::new(),
+				DisputeOutcome::Upheld | DisputeOutcome::Void => {},
 			}
 			Self::release(request_id, &mut record)?;
 			Receipts::<T>::insert(request_id, record);
 			Disputes::<T>::remove(request_id);
-			DisputesAgainst::<T>::mutate_exists(&dispute.operator, |n| {
-				*n = n.map(|n| n.saturating_sub(1)).filter(|n| *n > 0)
-			});
 			Self::deposit_event(Event::DisputeResolved { request_id, outcome, slashed, to_winner });
 			Ok(())
+		}
+
+		/// Pays out a leaf dispute and closes it. The leaf's part of the batch's pool is its
+		/// `shared` fee's contributors' share, split by the attested weights: an overturn moves
+		/// it to the challenger's weights, a rejection takes it out of the credits (to the
+		/// treasury at maturity). The batch matures again, at once if its window is over.
+		fn resolve_leaf(
+			operator: &T::AccountId,
+			nonce: u64,
+			leaf: LeafDispute<T>,
+		) -> DispatchResult {
+			let mut batch = Batches::<T>::get(operator, nonce).ok_or(Error::<T>::NoBatch)?;
+			let (outcome, slashed, to_winner) = Self::judge(&leaf.dispute, leaf.attestation)?;
+			// A fraud proof meanwhile made the batch final and voided its pool.
+			if batch.status == ReceiptStatus::Disputed {
+				let pool = FeeParams::<T>::get().contributors.mul_floor(leaf.shared);
+				let added = match outcome {
+					DisputeOutcome::Overturned => Some(Self::claimed_credits(&leaf.dispute, pool)),
+					DisputeOutcome::Rejected => Some(alloc::vec::Vec::new()),
+					DisputeOutcome::Upheld | DisputeOutcome::Void => None,
+				};
+				if let Some(added) = added {
+					let removed = leaf
+						.attested_weights
+						.iter()
+						.map(|(id, _)| *id)
+						.zip(Self::split_pool(pool, &leaf.attested_weights));
+					Self::resplit(&mut batch, removed, added);
+				}
+				batch.status = ReceiptStatus::Maturing;
+				Self::enqueue(Settlement::Batch(operator.clone(), nonce));
+			}
+			Batches::<T>::insert(operator, nonce, batch);
+			LeafDisputes::<T>::remove(operator, nonce);
+			Self::deposit_event(Event::LeafDisputeResolved {
+				operator: operator.clone(),
+				nonce,
+				index: leaf.index,
+				outcome,
+				slashed,
+				to_winner,
+			});
+			Ok(())
+		}
+
+		/// Takes the `removed` amounts from a batch's credits (none below zero) and adds the
+		/// `added` credits as far as the batch's pool allows. A contribution the full credit
+		/// list has no place for leaves its part in the pool, for the treasury at maturity.
+		fn resplit(
+			batch: &mut BatchRecord<T>,
+			removed: impl Iterator<Item = (ContributionId, BalanceOf<T>)>,
+			added: alloc::vec::Vec<(ContributionId, T::AccountId, BalanceOf<T>)>,
+		) {
+			for (id, amount) in removed {
+				if let Some(credit) = batch.credits.iter_mut().find(|c| c.0 == id) {
+					credit.2 = credit.2.saturating_sub(amount);
+				}
+			}
+			let credited =
+				batch.credits.iter().fold(BalanceOf::<T>::zero(), |s, c| s.saturating_add(c.2));
+			let mut room = batch.pool.saturating_sub(credited);
+			for (id, who, amount) in added {
+				let amount = amount.min(room);
+				room = room.saturating_sub(amount);
+				match batch.credits.iter_mut().find(|c| c.0 == id) {
+					Some(credit) => credit.2 = credit.2.saturating_add(amount),
+					None => {
+						let _ = batch.credits.try_push((id, who, amount));
+					},
+				}
+			}
+			batch.credits.retain(|c| !c.2.is_zero());
 		}
 
 		/// Takes `amount` of `loser`'s hold `reason`: `winner_share` of it to `winner`, the rest
@@ -1847,6 +2178,18 @@ pub mod pallet {
 		) -> TransactionValidityWithRefund {
 			let checked = Self::check_vote(request_id, verifier, attestation, signature).map(|_| ());
 			Self::pool_validity(checked, "AttributionVote", (request_id, verifier))
+		}
+
+		fn authorize_leaf_vote(
+			operator: &T::AccountId,
+			nonce: u64,
+			verifier: &T::AccountId,
+			attestation: &H256,
+			signature: &<T::OperatorKey as RuntimeAppPublic>::Signature,
+		) -> TransactionValidityWithRefund {
+			let checked = Self::check_leaf_vote(operator, nonce, verifier, attestation, signature)
+				.map(|_| ());
+			Self::pool_validity(checked, "AttributionLeafVote", (operator, nonce, verifier))
 		}
 
 		fn authorize_batch(

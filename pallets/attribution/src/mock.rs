@@ -127,6 +127,7 @@ impl pallet_attribution::Config for Test {
 	type MaxPromptLength = ConstU32<64>;
 	type MaxOutputLength = ConstU32<64>;
 	type MaxOutputTokens = ConstU32<100>;
+	type MaxRecordLength = ConstU32<512>;
 	type MaxSpecialTokens = ConstU32<2>;
 	type MaxWeights = ConstU32<4>;
 	type MaxModelsPerOperator = ConstU32<3>;

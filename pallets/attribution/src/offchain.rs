@@ -4,7 +4,10 @@
 //!
 //! - The engine's base URL is read from the node's persistent off-chain storage under
 //!   [`ENGINE_URL_KEY`] (raw UTF-8; `openledger-node --inference-url` and the
-//!   `offchain_localStorageSet` RPC write it), falling back to [`DEFAULT_ENGINE_URL`].
+//!   `offchain_localStorageSet` RPC write it), falling back to [`DEFAULT_ENGINE_URL`]. An
+//!   operator token under [`ENGINE_TOKEN_KEY`] goes with every call as
+//!   `Authorization: Bearer <token>`: it admits the node to the engine's operator endpoints from
+//!   another machine.
 //! - Each request has a lock in persistent off-chain storage, which every fork and every
 //!   concurrently running worker of this node shares: one worker at a time works on a request.
 //!   Beside it, the request's state records the attempts and the signed receipt once made, so a
@@ -41,6 +44,9 @@ use sp_runtime::{
 
 /// Persistent off-chain storage key of the engine's base URL.
 pub const ENGINE_URL_KEY: &[u8] = b"openledger::inference-url";
+/// Persistent off-chain storage key of the operator token the engine asks of a node on another
+/// machine (raw UTF-8; `openledger-node --inference-token-file` writes it).
+pub const ENGINE_TOKEN_KEY: &[u8] = b"openledger::inference-token";
 /// OpenLoRA's default address.
 pub const DEFAULT_ENGINE_URL: &str = "http://127.0.0.1:8000";
 /// Inference runs an engine call per try; after this many failures the request is refunded.
@@ -69,12 +75,18 @@ pub(crate) fn run<T: Config>(now: BlockNumberFor<T>) {
 			work::<T>(now, &job, || answer::<T>(&key, &operator, request_id, &request));
 		}
 		let ballots: Vec<(RequestId, Dispute<T>)> = Disputes::<T>::iter()
-			.filter(|(_, d)| now <= d.deadline)
-			.filter(|(_, d)| d.verifiers.iter().zip(&d.votes).any(|(v, b)| *v == operator && b.is_none()))
+			.filter(|(_, d)| now <= d.deadline && d.awaits(&operator))
 			.collect();
 		for (request_id, dispute) in ballots {
 			let job = (b"vote", request_id, &operator).encode();
 			work::<T>(now, &job, || verify::<T>(&key, &operator, request_id, &dispute));
+		}
+		let leaf_ballots: Vec<(T::AccountId, u64, LeafDispute<T>)> = LeafDisputes::<T>::iter()
+			.filter(|(_, _, d)| now <= d.dispute.deadline && d.dispute.awaits(&operator))
+			.collect();
+		for (accused, nonce, dispute) in leaf_ballots {
+			let job = (b"leaf-vote", &accused, nonce, dispute.index, &operator).encode();
+			work::<T>(now, &job, || verify_leaf::<T>(&key, &operator, &accused, nonce, &dispute));
 		}
 		batcher::run::<T>(now, &key, &operator);
 	}
@@ -183,6 +195,62 @@ fn verify<T: Config>(
 	Ok(Call::<T>::vote { request_id, verifier: verifier.clone(), attestation, signature })
 }
 
+/// The signed vote of a verifier in the dispute of a batch leaf: its engine recomputes the
+/// operator's record from the record's own inputs (`/v1/attributions/verify`), with the
+/// prompt's tokens. A record that does not describe the leaf gets [`INCONSISTENT_RECORD`].
+fn verify_leaf<T: Config>(
+	key: &T::OperatorKey,
+	verifier: &T::AccountId,
+	operator: &T::AccountId,
+	nonce: u64,
+	leaf: &LeafDispute<T>,
+) -> Result<Call<T>, String> {
+	let batch = Batches::<T>::get(operator, nonce).ok_or("the batch is gone")?;
+	let prompt = core::str::from_utf8(&leaf.dispute.prompt).map_err(|_| "the prompt is not UTF-8")?;
+	let record = format!("0x{}", HexDisplay::from(&leaf.record.clone().into_inner()));
+	let body = serde_json::to_vec(&VerifyBody { record: &record, prompt })
+		.map_err(|_| "cannot encode the request")?;
+	let (code, body) = engine_http("/v1/attributions/verify", Some(body))?;
+	let attestation = match code {
+		200 => {
+			let answer = serde_json::from_slice::<Verified>(&body)
+				.map_err(|e| format!("unexpected engine answer: {e}"))?;
+			let names_leaf = answer.claimed.adapter.as_deref().and_then(parse_h256) ==
+				Some(batch.adapter_hash) &&
+				parse_h256(&answer.claimed.output_hash) == Some(leaf.output_hash);
+			if answer.verdict == "inputs_differ" || !names_leaf {
+				INCONSISTENT_RECORD
+			} else {
+				let record_hash =
+					parse_h256(&answer.recomputed.record_hash).ok_or("bad record_hash")?;
+				let mut weights: Vec<(ContributionId, Ppm)> =
+					answer.recomputed.weights.into_iter().map(|w| (w.contribution, w.ppm)).collect();
+				weights.sort_by_key(|(id, _)| *id);
+				attestation(&record_hash, &weights)
+			}
+		},
+		// Bytes that are no record, or a record of the base model, which has no lineage.
+		400 | 422 => INCONSISTENT_RECORD,
+		_ => return Err(format!("the engine refused to verify: HTTP {code}")),
+	};
+	let payload =
+		leaf_vote_payload(&Pallet::<T>::genesis_hash(), operator, nonce, leaf.index, &attestation);
+	let signature = key.sign(&payload).ok_or("the keystore cannot sign with the attribution key")?;
+	log::info!(
+		target: LOG,
+		"dispute on leaf {} of batch {nonce}: voting {attestation:?} (the leaf's is {:?})",
+		leaf.index,
+		leaf.attestation
+	);
+	Ok(Call::<T>::vote_leaf {
+		operator: operator.clone(),
+		nonce,
+		verifier: verifier.clone(),
+		attestation,
+		signature,
+	})
+}
+
 fn submit<T: Config>(call: Call<T>) {
 	let xt = <T as CreateAuthorizedTransaction<Call<T>>>::create_authorized_transaction(call.into());
 	match SubmitTransaction::<T, Call<T>>::submit_transaction(xt) {
@@ -197,6 +265,13 @@ pub(crate) fn engine_url() -> String {
 		.map(|url| String::from(url.trim().trim_end_matches('/')))
 		.filter(|url| !url.is_empty())
 		.unwrap_or_else(|| String::from(DEFAULT_ENGINE_URL))
+}
+
+fn engine_token() -> Option<String> {
+	sp_io::offchain::local_storage_get(StorageKind::PERSISTENT, ENGINE_TOKEN_KEY)
+		.and_then(|raw| String::from_utf8(raw).ok())
+		.map(|token| String::from(token.trim()))
+		.filter(|token| !token.is_empty())
 }
 
 #[derive(serde::Serialize)]
@@ -250,6 +325,32 @@ struct EngineAttribution {
 struct EngineWeight {
 	contribution: u64,
 	ppm: u32,
+}
+
+#[derive(serde::Serialize)]
+struct VerifyBody<'a> {
+	record: &'a str,
+	prompt: &'a str,
+}
+
+/// The engine's answer to `/v1/attributions/verify`, as far as a vote needs it.
+#[derive(serde::Deserialize)]
+struct Verified {
+	verdict: String,
+	claimed: ClaimedInputs,
+	recomputed: Recomputed,
+}
+
+#[derive(serde::Deserialize)]
+struct ClaimedInputs {
+	adapter: Option<String>,
+	output_hash: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Recomputed {
+	record_hash: String,
+	weights: Vec<EngineWeight>,
 }
 
 #[derive(serde::Deserialize)]
@@ -392,6 +493,7 @@ fn engine_request(
 	body: Option<Vec<u8>>,
 ) -> Result<(u16, Vec<u8>), String> {
 	let url = format!("{}{path}", engine_url());
+	let authorization = engine_token().map(|token| format!("Bearer {token}"));
 	let deadline = sp_io::offchain::timestamp().add(Duration::from_millis(ENGINE_TIMEOUT_MS));
 	let request = match body {
 		Some(body) => http::Request::new(&url)
@@ -399,6 +501,10 @@ fn engine_request(
 			.body(alloc::vec![body])
 			.add_header("Content-Type", "application/json"),
 		None => http::Request::new(&url).method(method).body(Vec::new()),
+	};
+	let request = match &authorization {
+		Some(value) => request.add_header("Authorization", value),
+		None => request,
 	};
 	let pending = request
 		.deadline(deadline)

@@ -2548,3 +2548,417 @@ fn the_batcher_settles_the_engines_journal_in_one_batch() {
 		assert_eq!(pool().len(), 1);
 	});
 }
+
+// --- Disputes of batch leaves ------------------------------------------------------------------
+
+/// The canonical record ALICE's engine returned for CHARLIE's first request: the chain only
+/// hashes it, the verifiers' engines parse it.
+const RECORD: &[u8] = b"the operator's canonical attribution record";
+/// CHARLIE's first request, the first of `three_leaves` by `(payer, nonce)`.
+const LEAF: u32 = 0;
+/// Its fee, 358 (1 + 1 tokens), all shared (no platform fee): the contributors' half is 179.
+const LEAF_POOL: Balance = 179;
+/// The batch's pool: half of 358 + 481 + 358 = 1_197, rounded down.
+const LEAF_BATCH_POOL: Balance = 598;
+
+/// ALICE's batch of `three_leaves`, for a model BOB and HEIDI also serve, in which CHARLIE's
+/// first request (prompt `PROMPT`) attests `RECORD` with EVE's first contribution alone, and
+/// the batch's influence follows from it. Returns the batch's nonce and its leaves.
+fn attested_batch(w: &World) -> (u64, Vec<BatchLeaf<Test>>) {
+	register(BOB, &[w.model]);
+	register(HEIDI, &[w.model]);
+	deposit_credits();
+	let (mut leaves, charges) = honest(three_leaves(w));
+	let l = &mut leaves[LEAF as usize];
+	assert_eq!((l.payer, l.nonce, l.fee), (CHARLIE, 1, 358));
+	l.prompt_hash = BlakeTwo256::hash(PROMPT);
+	l.signature = PayerSignature(
+		l.payer,
+		request_payload(&genesis(), &adapter_of(w.model), &l.prompt_hash, MAX_OUTPUT_TOKENS, l.nonce, &MAX_FEE),
+	);
+	l.attestation = w.leaf_attestation();
+	let nonce = crate::BatchNonce::<Test>::get(ALICE);
+	assert_ok!(submit_batch(ReceiptBatch {
+		operator: ALICE,
+		model_id: w.model,
+		nonce,
+		receipts_root: batch_root::<Test>(&leaves),
+		receipts: 3,
+		rates: rates(),
+		charges: bounded(&charges),
+		influence: bounded(&[(w.eve1, 358)]),
+	}));
+	let batch = crate::Batches::<Test>::get(ALICE, nonce).unwrap();
+	assert_eq!((batch.pool, batch.credits.to_vec()), (LEAF_BATCH_POOL, vec![(w.eve1, EVE, LEAF_POOL)]));
+	(nonce, leaves)
+}
+
+impl World {
+	/// What the attested leaf commits to: `RECORD` with EVE's first contribution alone.
+	fn leaf_attestation(&self) -> H256 {
+		crate::attestation(&BlakeTwo256::hash(RECORD), &[(self.eve1, crate::PPM)])
+	}
+
+	/// The challenge of the attested leaf: FERDIE's contribution alone, as for receipts.
+	fn leaf_challenge(&self, leaves: &[BatchLeaf<Test>]) -> crate::LeafChallenge<Test> {
+		crate::LeafChallenge {
+			leaf: proven(leaves, LEAF),
+			prompt: bounded(PROMPT),
+			record: bounded(RECORD),
+			attested_weights: bounded(&[(self.eve1, crate::PPM)]),
+			record_hash: claimed_record(),
+			weights: bounded(&self.claimed_weights()),
+		}
+	}
+}
+
+fn challenge_leaf(who: AccountId, nonce: u64, challenge: crate::LeafChallenge<Test>) -> DispatchResult {
+	Attribution::challenge_leaf(signed(who), ALICE, nonce, challenge)
+}
+
+/// Casts `verifier`'s vote on leaf `index` of ALICE's batch `nonce`, from `RELAYER`.
+fn leaf_vote_on(nonce: u64, index: u32, verifier: AccountId, attestation: H256) -> DispatchResult {
+	let signature = key_of(verifier)
+		.sign(&crate::leaf_vote_payload(&genesis(), &ALICE, nonce, index, &attestation))
+		.expect("UintAuthorityId signs anything");
+	Attribution::vote_leaf(signed(RELAYER), ALICE, nonce, verifier, attestation, signature)
+}
+
+fn leaf_vote(nonce: u64, verifier: AccountId, attestation: H256) -> DispatchResult {
+	leaf_vote_on(nonce, LEAF, verifier, attestation)
+}
+
+fn batch_credits(nonce: u64) -> Vec<(ContributionId, AccountId, Balance)> {
+	crate::Batches::<Test>::get(ALICE, nonce).unwrap().credits.to_vec()
+}
+
+#[test]
+fn a_leaf_challenge_holds_the_batch_and_an_overturn_pays_the_leaf_by_the_challengers_weights() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let (nonce, leaves) = attested_batch(&w);
+		let grace_before = free(GRACE);
+		assert_ok!(challenge_leaf(GRACE, nonce, w.leaf_challenge(&leaves)));
+		assert_eq!(
+			last_event(),
+			Event::LeafDisputeOpened {
+				operator: ALICE,
+				nonce,
+				index: LEAF,
+				challenger: GRACE,
+				verifiers: bounded(&[BOB, HEIDI]),
+				deadline: 1 + DISPUTE_PARAMS.voting_period,
+			}
+		);
+		assert_eq!(challenge_held(GRACE), CHALLENGE_BOND);
+		assert_eq!(crate::Batches::<Test>::get(ALICE, nonce).unwrap().status, ReceiptStatus::Disputed);
+		assert_eq!(crate::DisputesAgainst::<Test>::get(ALICE), 1);
+		// One leaf of a batch at a time.
+		assert_noop!(challenge_leaf(FERDIE, nonce, w.leaf_challenge(&leaves)), Error::<Test>::AlreadyDisputed);
+
+		// The window passes: the held batch does not mature.
+		let pot = free(reward_pot());
+		mature();
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+		assert_eq!(free(reward_pot()), pot);
+		assert_noop!(
+			Attribution::release_rewards(signed(EVE), Settlement::Batch(ALICE, nonce)),
+			Error::<Test>::NotMaturing
+		);
+
+		assert_ok!(leaf_vote(nonce, BOB, w.claimed_attestation()));
+		assert_eq!(
+			last_event(),
+			Event::LeafVoteCast { operator: ALICE, nonce, verifier: BOB, attestation: w.claimed_attestation() }
+		);
+		assert!(crate::LeafDisputes::<Test>::get(ALICE, nonce).is_some());
+		assert_ok!(leaf_vote(nonce, HEIDI, w.claimed_attestation()));
+		assert_eq!(
+			last_event(),
+			Event::LeafDisputeResolved {
+				operator: ALICE,
+				nonce,
+				index: LEAF,
+				outcome: DisputeOutcome::Overturned,
+				slashed: SLASH,
+				to_winner: SLASH / 2,
+			}
+		);
+		assert_eq!(bond_held(ALICE), BOND - SLASH);
+		assert_eq!(challenge_held(GRACE), 0);
+		assert_eq!(free(GRACE), grace_before + SLASH / 2);
+		assert!(crate::LeafDisputes::<Test>::get(ALICE, nonce).is_none());
+		assert!(!crate::DisputesAgainst::<Test>::contains_key(ALICE));
+		// The leaf's part of the pool moves from EVE's contribution to FERDIE's.
+		assert_eq!(batch_credits(nonce), vec![(w.ferdie, FERDIE, LEAF_POOL)]);
+		assert_eq!(crate::Batches::<Test>::get(ALICE, nonce).unwrap().status, ReceiptStatus::Maturing);
+
+		// Its window is over: the next idle time credits it, the rest of the pool to the treasury.
+		let treasury = free(TREASURY);
+		Attribution::on_idle(System::block_number(), Weight::MAX);
+		assert_eq!(Rewards::<Test>::get(FERDIE), LEAF_POOL);
+		assert_eq!(Rewards::<Test>::get(EVE), 0);
+		assert_eq!(free(TREASURY), treasury + LEAF_BATCH_POOL - LEAF_POOL);
+		assert_eq!(crate::Batches::<Test>::get(ALICE, nonce).unwrap().status, ReceiptStatus::Final);
+	});
+}
+
+#[test]
+fn an_upheld_leaf_costs_the_challenger_its_bond_and_keeps_the_batchs_credits() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let (nonce, leaves) = attested_batch(&w);
+		let (alice_before, grace_before) = (free(ALICE), free(GRACE));
+		assert_ok!(challenge_leaf(GRACE, nonce, w.leaf_challenge(&leaves)));
+		assert_ok!(leaf_vote(nonce, BOB, w.leaf_attestation()));
+		assert_ok!(leaf_vote(nonce, HEIDI, w.leaf_attestation()));
+		assert_eq!(
+			last_event(),
+			Event::LeafDisputeResolved {
+				operator: ALICE,
+				nonce,
+				index: LEAF,
+				outcome: DisputeOutcome::Upheld,
+				slashed: CHALLENGE_BOND,
+				to_winner: CHALLENGE_BOND / 2,
+			}
+		);
+		assert_eq!(free(GRACE), grace_before - CHALLENGE_BOND);
+		assert_eq!(free(ALICE), alice_before + CHALLENGE_BOND / 2);
+		assert_eq!(bond_held(ALICE), BOND);
+		assert_eq!(batch_credits(nonce), vec![(w.eve1, EVE, LEAF_POOL)]);
+		mature();
+		assert_eq!(Rewards::<Test>::get(EVE), LEAF_POOL);
+	});
+}
+
+#[test]
+fn a_majority_for_an_inconsistent_record_slashes_the_operator_and_sends_the_leafs_part_to_the_treasury() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let (nonce, leaves) = attested_batch(&w);
+		let grace_before = free(GRACE);
+		assert_ok!(challenge_leaf(GRACE, nonce, w.leaf_challenge(&leaves)));
+		assert_ok!(leaf_vote(nonce, BOB, crate::INCONSISTENT_RECORD));
+		assert_ok!(leaf_vote(nonce, HEIDI, crate::INCONSISTENT_RECORD));
+		assert_eq!(
+			last_event(),
+			Event::LeafDisputeResolved {
+				operator: ALICE,
+				nonce,
+				index: LEAF,
+				outcome: DisputeOutcome::Rejected,
+				slashed: SLASH,
+				to_winner: 0,
+			}
+		);
+		assert_eq!(free(GRACE), grace_before);
+		assert_eq!(bond_held(ALICE), BOND - SLASH);
+		assert!(batch_credits(nonce).is_empty());
+		let treasury = free(TREASURY);
+		mature();
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+		assert_eq!(free(TREASURY), treasury + LEAF_BATCH_POOL);
+	});
+}
+
+#[test]
+fn challenge_leaf_rejects_what_it_must() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let (nonce, leaves) = attested_batch(&w);
+		let c = || w.leaf_challenge(&leaves);
+		assert_noop!(challenge_leaf(GRACE, nonce + 1, c()), Error::<Test>::NoBatch);
+		let mut elsewhere = c();
+		elsewhere.leaf.index = 1;
+		assert_noop!(challenge_leaf(GRACE, nonce, elsewhere), Error::<Test>::BadMerkleProof);
+		let mut prompt = c();
+		prompt.prompt = bounded(b"Hullo");
+		assert_noop!(challenge_leaf(GRACE, nonce, prompt), Error::<Test>::PromptMismatch);
+		let mut record = c();
+		record.record = bounded(b"another record");
+		assert_noop!(challenge_leaf(GRACE, nonce, record), Error::<Test>::RecordMismatch);
+		let mut attested = c();
+		attested.attested_weights = bounded(&[(w.ferdie, crate::PPM)]);
+		assert_noop!(challenge_leaf(GRACE, nonce, attested), Error::<Test>::RecordMismatch);
+		let mut same = c();
+		same.record_hash = BlakeTwo256::hash(RECORD);
+		same.weights = bounded(&[(w.eve1, crate::PPM)]);
+		assert_noop!(challenge_leaf(GRACE, nonce, same), Error::<Test>::SameRecord);
+		let mut partial = c();
+		partial.weights = bounded(&[(w.ferdie, 1)]);
+		assert_noop!(challenge_leaf(GRACE, nonce, partial), Error::<Test>::InvalidWeights);
+		let outside = MockDatanets::publish(FERDIE, OTHER_DATANET, 1);
+		let mut foreign = c();
+		foreign.weights = bounded(&[(outside, crate::PPM)]);
+		assert_noop!(challenge_leaf(GRACE, nonce, foreign), Error::<Test>::NotInLineage);
+		assert_noop!(challenge_leaf(POOR, nonce, c()), Error::<Test>::InsufficientBalance);
+		crate::Batches::<Test>::mutate(ALICE, nonce, |b| b.as_mut().unwrap().fraud_proven = true);
+		assert_noop!(challenge_leaf(GRACE, nonce, c()), Error::<Test>::FraudAlreadyProven);
+		crate::Batches::<Test>::mutate(ALICE, nonce, |b| b.as_mut().unwrap().fraud_proven = false);
+		System::set_block_number(1 + DISPUTE_PARAMS.challenge_window + 1);
+		assert_noop!(challenge_leaf(GRACE, nonce, c()), Error::<Test>::ChallengeWindowClosed);
+	});
+}
+
+#[test]
+fn leaf_votes_are_checked_and_without_a_majority_the_leaf_stands() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let (nonce, leaves) = attested_batch(&w);
+		assert_ok!(challenge_leaf(GRACE, nonce, w.leaf_challenge(&leaves)));
+		let claimed = w.claimed_attestation();
+		assert_noop!(leaf_vote(nonce, ALICE, claimed), Error::<Test>::NotVerifier);
+		assert_noop!(leaf_vote(nonce + 1, BOB, claimed), Error::<Test>::NoDispute);
+		// A vote signed for another leaf of the batch is no vote on this one.
+		let other_leaf = key_of(BOB)
+			.sign(&crate::leaf_vote_payload(&genesis(), &ALICE, nonce, LEAF + 1, &claimed))
+			.unwrap();
+		assert_noop!(
+			Attribution::vote_leaf(signed(RELAYER), ALICE, nonce, BOB, claimed, other_leaf),
+			Error::<Test>::BadSignature
+		);
+		assert_ok!(leaf_vote(nonce, BOB, claimed));
+		assert_noop!(leaf_vote(nonce, BOB, claimed), Error::<Test>::AlreadyVoted);
+		assert_noop!(
+			Attribution::resolve_leaf_dispute(signed(RELAYER), ALICE, nonce),
+			Error::<Test>::VotingOpen
+		);
+		System::set_block_number(1 + DISPUTE_PARAMS.voting_period + 1);
+		assert_noop!(leaf_vote(nonce, HEIDI, claimed), Error::<Test>::VotingClosed);
+		let grace_before = free(GRACE);
+		assert_ok!(Attribution::resolve_leaf_dispute(signed(RELAYER), ALICE, nonce));
+		assert_eq!(
+			last_event(),
+			Event::LeafDisputeResolved {
+				operator: ALICE,
+				nonce,
+				index: LEAF,
+				outcome: DisputeOutcome::Void,
+				slashed: 0,
+				to_winner: 0,
+			}
+		);
+		assert_eq!(free(GRACE), grace_before + CHALLENGE_BOND);
+		assert_eq!(bond_held(ALICE), BOND);
+		assert_eq!(batch_credits(nonce), vec![(w.eve1, EVE, LEAF_POOL)]);
+		// The window closed while the batch was held: it is not challenged again, and matures.
+		assert_noop!(challenge_leaf(GRACE, nonce, w.leaf_challenge(&leaves)), Error::<Test>::ChallengeWindowClosed);
+		assert_ok!(Attribution::release_rewards(signed(EVE), Settlement::Batch(ALICE, nonce)));
+		assert_eq!(Rewards::<Test>::get(EVE), LEAF_POOL);
+	});
+}
+
+#[test]
+fn a_fraud_proof_during_a_leaf_dispute_voids_the_pool_and_the_dispute_only_settles_bonds() {
+	new_test_ext().execute_with(|| {
+		let w = World::new();
+		let (nonce, leaves) = attested_batch(&w);
+		assert_ok!(challenge_leaf(GRACE, nonce, w.leaf_challenge(&leaves)));
+		// GRACE's leaf claims a running total one above its fee.
+		let mut wrong = leaves.clone();
+		wrong[2].payer_total += 1;
+		let treasury = free(TREASURY);
+		crate::Batches::<Test>::mutate(ALICE, nonce, |b| b.as_mut().unwrap().receipts_root = batch_root::<Test>(&wrong));
+		let (_, charges) = honest(three_leaves(&w));
+		assert_ok!(challenge_batch(nonce, &charges, seam(&wrong, Some(1), Some(2))));
+		let batch = crate::Batches::<Test>::get(ALICE, nonce).unwrap();
+		assert_eq!((batch.status, batch.credits.len()), (ReceiptStatus::Final, 0));
+		assert!(free(TREASURY) >= treasury + LEAF_BATCH_POOL);
+		let alice_bond = bond_held(ALICE);
+		assert_ok!(leaf_vote(nonce, BOB, w.claimed_attestation()));
+		assert_ok!(leaf_vote(nonce, HEIDI, w.claimed_attestation()));
+		assert_eq!(bond_held(ALICE), alice_bond - alice_bond / 10);
+		let batch = crate::Batches::<Test>::get(ALICE, nonce).unwrap();
+		assert_eq!((batch.status, batch.credits.len()), (ReceiptStatus::Final, 0));
+		mature();
+		assert_eq!(Rewards::<Test>::iter().count(), 0);
+	});
+}
+
+#[test]
+fn a_verifiers_offchain_worker_recomputes_the_leafs_record_and_votes() {
+	with_offchain_worker(|engine, pool| {
+		let w = World::new();
+		let (nonce, leaves) = attested_batch(&w);
+		assert_ok!(challenge_leaf(GRACE, nonce, w.leaf_challenge(&leaves)));
+		let body = format!(r#"{{"record":"0x{}","prompt":"Hello"}}"#, hex(RECORD)).into_bytes();
+		let answer = |verdict: &str| {
+			format!(
+				r#"{{"verdict":"{verdict}","l1_ppm":2000000,
+					"claimed":{{"record_hash":"0x{}","method":"span","adapter":"0x{}","base_model":"0x{}",
+						"prompt_hash":"0x{}","output_hash":"0x{}","weights":[{{"contribution":{},"ppm":1000000}}]}},
+					"recomputed":{{"record_hash":"0x{}","method":"span","index_root":"0x{}",
+						"weights":[{{"contribution":{},"ppm":1000000}}]}}}}"#,
+				hex(BlakeTwo256::hash(RECORD).as_bytes()),
+				hex(adapter_of(w.model).as_bytes()),
+				hex(&[0x44; 32]),
+				hex(BlakeTwo256::hash(PROMPT).as_bytes()),
+				hex(leaves[LEAF as usize].output_hash.as_bytes()),
+				w.eve1,
+				hex(claimed_record().as_bytes()),
+				hex(&[0x11; 32]),
+				w.ferdie,
+			)
+		};
+		let uri = "http://127.0.0.1:8000/v1/attributions/verify";
+		let voted = |at: usize| {
+			let xt = Extrinsic::decode(&mut &pool()[at][..]).unwrap();
+			let RuntimeCall::Attribution(call) = xt.function else { panic!("not a vote") };
+			assert!(matches!(call.authorize(TransactionSource::Local), Some(Ok(_))));
+			let Call::vote_leaf { operator, nonce: n, verifier, attestation, signature } = call else {
+				panic!("not a leaf vote")
+			};
+			assert_eq!((operator, n), (ALICE, nonce));
+			(verifier, attestation, signature)
+		};
+
+		// BOB's engine recomputes FERDIE alone from the operator's record, as GRACE said.
+		UintAuthorityId::set_all_keys(vec![key_of(BOB)]);
+		engine.0.write().expect_request(engine_request(uri, body.clone(), answer("weights_differ").as_bytes()));
+		ocw(engine, 1);
+		assert_eq!(pool().len(), 1);
+		let (verifier, attestation, signature) = voted(0);
+		assert_eq!((verifier, attestation), (BOB, w.claimed_attestation()));
+		assert_ok!(Attribution::vote_leaf(
+			frame_system::RawOrigin::Authorized.into(),
+			ALICE,
+			nonce,
+			BOB,
+			attestation,
+			signature
+		));
+
+		// HEIDI's engine finds that the record's tokens are not its prompt: inconsistent.
+		UintAuthorityId::set_all_keys(vec![key_of(HEIDI)]);
+		engine.0.write().expect_request(engine_request(uri, body, answer("inputs_differ").as_bytes()));
+		ocw(engine, 1);
+		assert_eq!(pool().len(), 2);
+		let (verifier, attestation, _) = voted(1);
+		assert_eq!((verifier, attestation), (HEIDI, crate::INCONSISTENT_RECORD));
+	});
+}
+
+#[test]
+fn the_offchain_worker_sends_the_operator_token_with_every_engine_call() {
+	with_offchain_worker(|engine, pool| {
+		World::new();
+		UintAuthorityId::set_all_keys(vec![key_of(ALICE)]);
+		sp_io::offchain::local_storage_set(
+			StorageKind::PERSISTENT,
+			crate::offchain::ENGINE_TOKEN_KEY,
+			b" 0123456789abcdef-operator\n",
+		);
+		let uri = format!("{}/v1/journal?after=0&limit=1024", crate::offchain::engine_url());
+		engine.0.write().expect_request(PendingRequest {
+			method: "GET".into(),
+			uri,
+			headers: vec![("Authorization".into(), "Bearer 0123456789abcdef-operator".into())],
+			response: Some(br#"{"entries":[],"last_seq":0,"settled_through":0}"#.to_vec()),
+			sent: true,
+			..Default::default()
+		});
+		<Attribution as Hooks<u64>>::offchain_worker(1);
+		assert!(pool().is_empty());
+	});
+}

@@ -240,9 +240,79 @@ impl<T: Config> Dispute<T> {
 	}
 }
 
+impl<T: Config> Dispute<T> {
+	/// Whether `verifier` is one of the dispute's verifiers and has not voted yet.
+	pub fn awaits(&self, verifier: &T::AccountId) -> bool {
+		self.verifiers.iter().zip(&self.votes).any(|(v, vote)| v == verifier && vote.is_none())
+	}
+}
+
 /// What a verifier signs: the dispute (by request) and the attestation it recomputed.
 pub fn vote_payload<Hash: Encode>(genesis: &Hash, request_id: RequestId, attestation: &H256) -> alloc::vec::Vec<u8> {
 	(b"openledger/vote/v1", genesis, request_id, attestation).encode()
+}
+
+/// What a verifier signs in the dispute of a batch leaf: the leaf (operator, batch number,
+/// index) and the attestation it recomputed. Every dispute of one leaf concerns the same
+/// record, so a vote for one is the verifier's answer to any.
+pub fn leaf_vote_payload<Hash: Encode, AccountId: Encode>(
+	genesis: &Hash,
+	operator: &AccountId,
+	nonce: u64,
+	index: u32,
+	attestation: &H256,
+) -> alloc::vec::Vec<u8> {
+	(b"openledger/leaf-vote/v1", genesis, operator, nonce, index, attestation).encode()
+}
+
+/// A verifier's vote when the operator's record does not describe the disputed leaf: it does
+/// not parse, its inputs do not recompute (its tokens are not its prompt or output), or it
+/// names another adapter or output than the leaf. A majority for it rejects the leaf's
+/// attribution: no blake2-256 output is all zeros in practice.
+pub const INCONSISTENT_RECORD: H256 = H256::zero();
+
+/// A challenge of the attribution a batch leaf attests. The leaf commits only to
+/// `attestation(record_hash, weights)`; the challenger reveals the operator's record (the
+/// engine's canonical bytes, which the payer got with its answer) and weights, which the chain
+/// checks against it, so the verifiers recompute the very record the operator committed to,
+/// tokens included, and not a re-tokenization of the output.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
+	TypeInfo,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct LeafChallenge<T: Config> {
+	pub leaf: ProvenLeaf<T>,
+	/// The request's prompt text, whose hash is the leaf's, for the verifiers' engines.
+	pub prompt: BoundedVec<u8, T::MaxPromptLength>,
+	/// The operator's attribution record: the canonical bytes whose blake2-256 is the record
+	/// hash the leaf attests (the engine's `record_bytes`).
+	pub record: BoundedVec<u8, T::MaxRecordLength>,
+	/// The weights the leaf attests with that record, by ascending contribution id.
+	pub attested_weights: BoundedVec<(ContributionId, Ppm), T::MaxWeights>,
+	/// The record the challenger recomputed, and its weights.
+	pub record_hash: H256,
+	pub weights: BoundedVec<(ContributionId, Ppm), T::MaxWeights>,
+}
+
+/// An open challenge of a batch leaf's attribution; its batch is held (`Disputed`) meanwhile.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct LeafDispute<T: Config> {
+	pub dispute: Dispute<T>,
+	/// The leaf's position in its batch.
+	pub index: u32,
+	/// The leaf's attestation, which an upholding majority reproduces.
+	pub attestation: H256,
+	/// The leaf's output hash, which the operator's record must name.
+	pub output_hash: H256,
+	/// The operator's record, for the verifiers' engines.
+	pub record: BoundedVec<u8, T::MaxRecordLength>,
+	pub attested_weights: BoundedVec<(ContributionId, Ppm), T::MaxWeights>,
+	/// The leaf's `fee − platform_fee`, the part of the batch's shared fee its weights split.
+	pub shared: BalanceOf<T>,
 }
 
 /// A receipt that passed every check, with what paying it needs.
@@ -461,8 +531,8 @@ pub struct BatchRecord<T: Config> {
 	/// Each contribution's contributor and amount, credited at maturity; emptied then.
 	pub credits: BoundedVec<(ContributionId, T::AccountId, BalanceOf<T>), T::MaxBatchContributions>,
 	pub settled_at: BlockNumberFor<T>,
-	/// `Maturing` or `Final`: batches are not voted on; a proven fraud makes a maturing one final
-	/// without credits.
+	/// `Maturing`, `Disputed` while one of its leaves is challenged (see `challenge_leaf`), or
+	/// `Final`; a proven fraud makes it final without credits.
 	pub status: ReceiptStatus,
 	/// A fraud proof against it succeeded: the operator paid for it and no other is accepted.
 	pub fraud_proven: bool,

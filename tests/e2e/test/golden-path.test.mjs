@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe } from 'node:test';
 
 import { Keyring } from '@polkadot/api';
-import { stringToU8a, u8aToHex } from '@polkadot/util';
+import { hexToU8a, stringToU8a, u8aToHex } from '@polkadot/util';
 import { blake2AsHex, signatureVerify } from '@polkadot/util-crypto';
 
 import { datanetsRpc } from '../datanets-rpc.mjs';
@@ -103,6 +103,32 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
 
   const free = async (api, who, at) =>
     (await (at ? await api.at(at) : api).query.system.account(who)).data.free.toBigInt();
+
+  /** Alice's batch `nonce` as the engine archived it, decoded with the chain's types. */
+  const archivedBatch = async (api, nonce) => {
+    const response = await fetch(`${engine.url}/v1/batches/${nonce}`);
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    return {
+      root: body.root,
+      batch: api.createType('PalletAttributionReceiptBatch', body.batch),
+      leaves: body.leaves.map((l) => api.createType('PalletAttributionBatchLeaf', l)),
+    };
+  };
+
+  /** Waits for the engine's journal to be settled on chain; its page. */
+  const settledJournal = () => waitFor(async () => {
+    const p = await (await fetch(`http://127.0.0.1:${enginePort}/v1/journal`)).json();
+    return p.entries.length === 0 ? p : null;
+  }, 60_000, 'the journal to be settled');
+
+  /** The finalized events of the first block with an `attribution.<method>` event `matches`. */
+  const finalizedEvent = (api, method, matches, timeoutMs) => waitFor(async () => {
+    const hash = await api.rpc.chain.getFinalizedHead();
+    const events = await (await api.at(hash)).query.system.events();
+    const e = events.find(({ event }) => event.section === 'attribution' && event.method === method && matches(event.data));
+    return e ? { event: e.event, events, hash } : null;
+  }, timeoutMs, `attribution.${method}`);
 
   step('a contributor\'s files become version 1 of a datanet; ModelFactory trains an adapter on it', 900_000, async (api) => {
     const { alice, charlie } = accounts;
@@ -329,10 +355,7 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.equal(before - await reserved(), fees, 'Charlie\'s credit paid exactly the three fees');
     assert.equal((await api.query.attribution.settledNonce(charlie.address)).unwrap().toNumber(), 3);
     // Then the engine's journal is settled: nothing is left to batch.
-    const page = await waitFor(async () => {
-      const p = await (await fetch(`http://127.0.0.1:${enginePort}/v1/journal`)).json();
-      return p.entries.length === 0 ? p : null;
-    }, 60_000, 'the journal to be settled');
+    const page = await settledJournal();
     assert.equal(page.settled_through, page.last_seq);
     assert.equal((await api.query.attribution.batchNonce(alice.address)).toNumber(), firstBatch + 1);
   });
@@ -361,13 +384,7 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.deepEqual(opened.verifiers.map((v) => v.toString()), [bob.address]);
     const challengeFee = eventsOf(challenged, 'transactionPayment', 'TransactionFeePaid')[0].data.actualFee.toBigInt();
 
-    const resolved = await waitFor(async () => {
-      const hash = await api.rpc.chain.getFinalizedHead();
-      const events = await (await api.at(hash)).query.system.events();
-      const e = events.find(({ event }) => event.section === 'attribution' && event.method === 'DisputeResolved'
-        && event.data.requestId.eq(request.requestId));
-      return e ? { event: e.event, events, hash } : null;
-    }, 300_000, 'the dispute to resolve');
+    const resolved = await finalizedEvent(api, 'DisputeResolved', (d) => d.requestId.eq(request.requestId), 300_000);
     const vote = resolved.events.map(({ event }) => event)
       .find((e) => e.section === 'attribution' && e.method === 'VoteCast');
     assert.ok(vote, 'Bob\'s vote resolved the dispute');
@@ -387,16 +404,7 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     const { alice, charlie } = accounts;
     const adapter = (await api.query.modelRegistry.models(modelId)).unwrap().adapterHash.toHex();
     const platform = BigInt((await api.query.attribution.feeParams()).toJSON().platformFee);
-    const archived = async (nonce) => {
-      const response = await fetch(`${engine.url}/v1/batches/${nonce}`);
-      const body = await response.json();
-      assert.equal(response.status, 200, JSON.stringify(body));
-      return {
-        root: body.root,
-        batch: api.createType('PalletAttributionReceiptBatch', body.batch),
-        leaves: body.leaves.map((l) => api.createType('PalletAttributionBatchLeaf', l)),
-      };
-    };
+    const archived = (nonce) => archivedBatch(api, nonce);
     /** Whether the payer signed the request its leaf charges it for. */
     const signedByPayer = (leaf) => signatureVerify(
       requestTerms(api, { adapter, promptHash: leaf.promptHash, maxTokens: leaf.maxTokens, nonce: leaf.nonce, maxFee: leaf.maxFee }),
@@ -458,5 +466,95 @@ describe('Proof of Attribution golden path on a --dev node with OpenLoRA', () =>
     assert.equal(await free(api, charlie.address, events.blockHash),
       before + fee + proven.toChallenger.toBigInt() - txFee);
     assert.ok((await api.query.attribution.batches(alice.address, nonce)).unwrap().fraudProven.isTrue);
+  });
+
+  step('a leaf whose weights Alice\'s engine forged is challenged with its own record: Bob\'s off-chain worker recomputes it, Alice is slashed and the leaf pays by the true weights', 420_000, async (api) => {
+    const { alice, bob, charlie } = accounts;
+    const adapter = (await api.query.modelRegistry.models(modelId)).unwrap().adapterHash.toHex();
+    // The true answer to PROMPT and its attribution record, from a request the engine does not
+    // journal; `record_bytes` is the record the chain will hash.
+    const response = await fetch(`${engine.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: adapter, prompt: PROMPT, max_tokens: MAX_OUTPUT_TOKENS, temperature: 0, attribution: true }),
+    });
+    const answer = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(answer));
+    const record = answer.attribution;
+    assert.equal(blake2AsHex(hexToU8a(record.record_bytes), 256), record.record_hash);
+    const byId = (weights) => weights.map((w) => [Number(w.contribution), w.ppm]).sort((a, b) => a[0] - b[0]);
+    const trueWeights = byId(record.weights);
+    assert.ok(trueWeights.length > 1, 'DataInf weighs every contribution of the lineage');
+    const forged = [[datanet.contributionIds[0], 1_000_000]];
+
+    // Alice's engine journals the request with the true record's hash and all of the weight on
+    // one contribution.
+    const page = await settledJournal();
+    await engine.stop();
+    const nonce = 6;
+    appendFileSync(path.join(work, 'journal', 'journal.jsonl'), `${JSON.stringify({
+      seq: page.last_seq + 1, account: u8aToHex(charlie.publicKey), nonce, max_fee: MAX_FEE.toString(),
+      signature: prepaid(api, charlie, { adapter, prompt: PROMPT, maxTokens: MAX_OUTPUT_TOKENS, nonce, maxFee: MAX_FEE }).signature,
+      adapter_hash: adapter, prompt_hash: answer.receipt.prompt_hash, max_tokens: MAX_OUTPUT_TOKENS,
+      output_hash: answer.receipt.output_hash, input_tokens: answer.receipt.input_tokens,
+      output_tokens: answer.receipt.output_tokens, method: 'datainf', index_root: record.index_root,
+      record_hash: record.record_hash, weights: forged.map(([contribution, ppm]) => ({ contribution, ppm })),
+    })}\n`);
+    engine = await startEngine(OPENLORA, engineOptions);
+
+    const batchNonce = charlieBatch + 2;
+    const settledBatch = await waitFor(async () => {
+      const r = await api.query.attribution.batches(alice.address, batchNonce);
+      return r.isSome ? r.unwrap() : null;
+    }, 120_000, 'Alice\'s batch of the forged leaf');
+    assert.equal(settledBatch.receipts.toNumber(), 1);
+    // Its only credit is the forged contribution's: the contributors' share of the whole fee.
+    const split = (await api.query.attribution.feeParams()).toJSON();
+    const pool = ((settledBatch.fee.toBigInt() - BigInt(split.platformFee)) * BigInt(split.contributors)) / 1_000_000_000n;
+    const credits = (batch) => batch.credits.map(([id, , amount]) => [id.toNumber(), amount.toBigInt()]).sort((a, b) => a[0] - b[0]);
+    assert.deepEqual(credits(settledBatch), [[forged[0][0], pool]]);
+
+    // The leaf attests the true record with the forged weights.
+    const { leaves } = await archivedBatch(api, batchNonce);
+    const attestation = (weights) =>
+      blake2AsHex(api.createType('(H256, Vec<(u64, u32)>)', [record.record_hash, weights]).toU8a(), 256);
+    assert.equal(leaves[0].attestation.toHex(), attestation(forged));
+    const proof = await (await fetch(`${engine.url}/v1/batches/${batchNonce}/proofs/0`)).json();
+
+    const before = await free(api, charlie.address);
+    const events = await submit(api.tx.attribution.challengeLeaf(alice.address, batchNonce, {
+      leaf: { leaf: leaves[0], index: 0, proof: proof.proof },
+      prompt: PROMPT,
+      record: record.record_bytes,
+      attestedWeights: forged,
+      recordHash: record.record_hash,
+      weights: trueWeights,
+    }), charlie);
+    const opened = eventsOf(events, 'attribution', 'LeafDisputeOpened')[0].data;
+    assert.deepEqual(opened.verifiers.map((v) => v.toString()), [bob.address]);
+    const txFee = eventsOf(events, 'transactionPayment', 'TransactionFeePaid')[0].data.actualFee.toBigInt();
+    // Held from the challenge on (Bob's worker may have voted by the time it is finalized).
+    const held = await (await api.at(events.blockHash)).query.attribution.batches(alice.address, batchNonce);
+    assert.equal(held.unwrap().status.toString(), 'Disputed');
+
+    const resolved = await finalizedEvent(api, 'LeafDisputeResolved', (d) => d.nonce.toNumber() === batchNonce, 300_000);
+    const vote = resolved.events.map(({ event }) => event)
+      .find((e) => e.section === 'attribution' && e.method === 'LeafVoteCast');
+    assert.ok(vote, 'Bob\'s vote resolved the dispute');
+    assert.equal(vote.data.verifier.toString(), bob.address);
+    assert.equal(vote.data.attestation.toHex(), attestation(trueWeights));
+    assert.equal(resolved.event.data.outcome.toString(), 'Overturned');
+    const slashed = resolved.event.data.slashed.toBigInt();
+    const toWinner = resolved.event.data.toWinner.toBigInt();
+    assert.ok(slashed > 0n);
+    assert.equal(toWinner, slashed / 2n);
+    // Charlie's bond came back with half of Alice's slash.
+    assert.equal(await free(api, charlie.address, resolved.hash), before - txFee + toWinner);
+    // The leaf's part of the pool now follows the true weights.
+    const after = (await (await api.at(resolved.hash)).query.attribution.batches(alice.address, batchNonce)).unwrap();
+    assert.equal(after.status.toString(), 'Maturing');
+    assert.deepEqual(credits(after),
+      trueWeights.map(([id, ppm]) => [id, (pool * BigInt(ppm)) / 1_000_000n]).filter(([, amount]) => amount > 0n));
+    assert.ok((await api.query.attribution.leafDisputes(alice.address, batchNonce)).isNone);
   });
 });

@@ -65,6 +65,11 @@ struct Cli {
     /// The folder where served prepaid requests are journaled for settlement.
     #[arg(long, env = "OPENLORA_JOURNAL")]
     journal: Option<PathBuf>,
+    /// A file holding the operator token (16 to 256 visible ASCII characters): a node on
+    /// another machine that sends it (its `--inference-token-file`) may use the operator's
+    /// endpoints, which otherwise answer this machine only.
+    #[arg(long, env = "OPENLORA_OPERATOR_TOKEN_FILE")]
+    operator_token_file: Option<PathBuf>,
 }
 
 fn parse_genesis(s: &str) -> Result<[u8; 32], String> {
@@ -115,6 +120,7 @@ async fn serve() -> anyhow::Result<()> {
             .transpose()?,
         ledger_genesis: cli.ledger_genesis,
         journal: cli.journal,
+        operator_token: cli.operator_token_file.as_deref().map(openlora::server::read_operator_token).transpose()?,
     };
     let name = opts.served_model_name.clone();
     let state = Arc::new(tokio::task::block_in_place(|| ServerState::open(opts))?);
