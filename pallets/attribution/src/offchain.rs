@@ -223,10 +223,7 @@ fn verify_leaf<T: Config>(
 			} else {
 				let record_hash =
 					parse_h256(&answer.recomputed.record_hash).ok_or("bad record_hash")?;
-				let mut weights: Vec<(ContributionId, Ppm)> =
-					answer.recomputed.weights.into_iter().map(|w| (w.contribution, w.ppm)).collect();
-				weights.sort_by_key(|(id, _)| *id);
-				attestation(&record_hash, &weights)
+				attestation(&record_hash, &by_contribution(&answer.recomputed.weights))
 			}
 		},
 		// Bytes that are no record, or a record of the base model, which has no lineage.
@@ -321,6 +318,14 @@ struct EngineAttribution {
 	record_hash: String,
 }
 
+/// The engine's weights (best first) as the chain orders them: by ascending contribution id.
+fn by_contribution(weights: &[EngineWeight]) -> Vec<(ContributionId, Ppm)> {
+	let mut sorted: Vec<(ContributionId, Ppm)> =
+		weights.iter().map(|w| (w.contribution, w.ppm)).collect();
+	sorted.sort_by_key(|(id, _)| *id);
+	sorted
+}
+
 #[derive(serde::Deserialize)]
 struct EngineWeight {
 	contribution: u64,
@@ -389,7 +394,7 @@ fn run_engine(adapter_hash: &H256, prompt: &str, max_tokens: u32, ask: Ask) -> R
 		Err(code) => return Err(format!("the engine refused the request: {code}")),
 	};
 	let text = completion.choices.into_iter().next().ok_or("the engine returned no choice")?.text;
-	let (method, index_root, record_hash, mut weights) = match completion.attribution {
+	let (method, index_root, record_hash, weights) = match completion.attribution {
 		None => (AttributionMethod::None, H256::zero(), H256::zero(), Vec::new()),
 		Some(a) => {
 			let method = match a.method.as_str() {
@@ -399,14 +404,12 @@ fn run_engine(adapter_hash: &H256, prompt: &str, max_tokens: u32, ask: Ask) -> R
 			};
 			let root = parse_h256(&a.index_root).ok_or("bad index_root")?;
 			let record = parse_h256(&a.record_hash).ok_or("bad record_hash")?;
-			let weights: Vec<(u64, Ppm)> =
-				a.weights.into_iter().map(|w| (w.contribution, w.ppm)).collect();
+			let weights = by_contribution(&a.weights);
 			// The engine's "no attribution" is an empty list.
 			let method = if weights.is_empty() { AttributionMethod::None } else { method };
 			(method, root, record, weights)
 		},
 	};
-	weights.sort_by_key(|(id, _)| *id);
 	Ok(EngineAnswer {
 		text,
 		adapter_hash: completion.receipt.adapter_hash.as_deref().and_then(parse_h256),

@@ -2628,6 +2628,11 @@ fn leaf_vote(nonce: u64, verifier: AccountId, attestation: H256) -> DispatchResu
 	leaf_vote_on(nonce, LEAF, verifier, attestation)
 }
 
+/// The event of the attested leaf's dispute in ALICE's batch `nonce` resolving.
+fn leaf_resolved(nonce: u64, outcome: DisputeOutcome, slashed: Balance, to_winner: Balance) -> Event<Test> {
+	Event::LeafDisputeResolved { operator: ALICE, nonce, index: LEAF, outcome, slashed, to_winner }
+}
+
 fn batch_credits(nonce: u64) -> Vec<(ContributionId, AccountId, Balance)> {
 	crate::Batches::<Test>::get(ALICE, nonce).unwrap().credits.to_vec()
 }
@@ -2675,14 +2680,7 @@ fn a_leaf_challenge_holds_the_batch_and_an_overturn_pays_the_leaf_by_the_challen
 		assert_ok!(leaf_vote(nonce, HEIDI, w.claimed_attestation()));
 		assert_eq!(
 			last_event(),
-			Event::LeafDisputeResolved {
-				operator: ALICE,
-				nonce,
-				index: LEAF,
-				outcome: DisputeOutcome::Overturned,
-				slashed: SLASH,
-				to_winner: SLASH / 2,
-			}
+			leaf_resolved(nonce, DisputeOutcome::Overturned, SLASH, SLASH / 2)
 		);
 		assert_eq!(bond_held(ALICE), BOND - SLASH);
 		assert_eq!(challenge_held(GRACE), 0);
@@ -2714,14 +2712,7 @@ fn an_upheld_leaf_costs_the_challenger_its_bond_and_keeps_the_batchs_credits() {
 		assert_ok!(leaf_vote(nonce, HEIDI, w.leaf_attestation()));
 		assert_eq!(
 			last_event(),
-			Event::LeafDisputeResolved {
-				operator: ALICE,
-				nonce,
-				index: LEAF,
-				outcome: DisputeOutcome::Upheld,
-				slashed: CHALLENGE_BOND,
-				to_winner: CHALLENGE_BOND / 2,
-			}
+			leaf_resolved(nonce, DisputeOutcome::Upheld, CHALLENGE_BOND, CHALLENGE_BOND / 2)
 		);
 		assert_eq!(free(GRACE), grace_before - CHALLENGE_BOND);
 		assert_eq!(free(ALICE), alice_before + CHALLENGE_BOND / 2);
@@ -2743,14 +2734,7 @@ fn a_majority_for_an_inconsistent_record_slashes_the_operator_and_sends_the_leaf
 		assert_ok!(leaf_vote(nonce, HEIDI, crate::INCONSISTENT_RECORD));
 		assert_eq!(
 			last_event(),
-			Event::LeafDisputeResolved {
-				operator: ALICE,
-				nonce,
-				index: LEAF,
-				outcome: DisputeOutcome::Rejected,
-				slashed: SLASH,
-				to_winner: 0,
-			}
+			leaf_resolved(nonce, DisputeOutcome::Rejected, SLASH, 0)
 		);
 		assert_eq!(free(GRACE), grace_before);
 		assert_eq!(bond_held(ALICE), BOND - SLASH);
@@ -2830,14 +2814,7 @@ fn leaf_votes_are_checked_and_without_a_majority_the_leaf_stands() {
 		assert_ok!(Attribution::resolve_leaf_dispute(signed(RELAYER), ALICE, nonce));
 		assert_eq!(
 			last_event(),
-			Event::LeafDisputeResolved {
-				operator: ALICE,
-				nonce,
-				index: LEAF,
-				outcome: DisputeOutcome::Void,
-				slashed: 0,
-				to_winner: 0,
-			}
+			leaf_resolved(nonce, DisputeOutcome::Void, 0, 0)
 		);
 		assert_eq!(free(GRACE), grace_before + CHALLENGE_BOND);
 		assert_eq!(bond_held(ALICE), BOND);

@@ -300,9 +300,7 @@ fn leaf_of<T: Config>(
 		return Err(String::from("the fee is above the payer's max_fee"));
 	}
 	let record_hash = parse_h256(&entry.record_hash).ok_or("bad record_hash")?;
-	let mut all: Vec<(ContributionId, Ppm)> =
-		entry.weights.iter().map(|w| (w.contribution, w.ppm)).collect();
-	all.sort_by_key(|(id, _)| *id);
+	let all = by_contribution(&entry.weights);
 	let weights =
 		all.iter().copied().filter(|(id, _)| Pallet::<T>::lineage_contributor(*id, model).is_ok()).collect();
 	let leaf = BatchLeaf {
