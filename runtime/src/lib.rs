@@ -89,7 +89,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	impl_name: Cow::Borrowed("openledger-node"),
 	authoring_version: 1,
 	// Bump on every change of runtime logic; polkadot.js keys its type bundles on it.
-	spec_version: 105,
+	spec_version: 106,
 	impl_version: 1,
 	apis: RUNTIME_API_VERSIONS,
 	// Bump when the encoding of existing calls or transaction extensions changes.

@@ -1146,7 +1146,10 @@ pub mod pallet {
 		/// with `vote_leaf`, as for a receipt; the batch does not mature meanwhile. One leaf of
 		/// a batch is disputed at a time.
 		#[pallet::call_index(19)]
-		#[pallet::weight(Pallet::<T>::challenge_leaf_weight(challenge.record.len() as u32))]
+		#[pallet::weight(T::WeightInfo::challenge_leaf(
+			challenge.record.len() as u32,
+			T::MaxOperatorsPerModel::get(),
+		))]
 		pub fn challenge_leaf(
 			origin: OriginFor<T>,
 			operator: T::AccountId,
@@ -1210,11 +1213,14 @@ pub mod pallet {
 		/// attribution key. As `vote`, the first attestation with a majority of all verifiers
 		/// resolves it.
 		#[pallet::call_index(20)]
-		#[pallet::weight(Pallet::<T>::vote_leaf_weight())]
+		#[pallet::weight(T::WeightInfo::vote_leaf(T::MaxOperatorsPerModel::get())
+			.saturating_add(T::WeightInfo::resolve_leaf_dispute(T::MaxWeights::get())))]
 		#[pallet::authorize(|_source, operator, nonce, verifier, attestation, signature| {
 			Pallet::<T>::authorize_leaf_vote(operator, *nonce, verifier, attestation, signature)
 		})]
-		#[pallet::weight_of_authorize(Pallet::<T>::authorize_vote_leaf_weight())]
+		#[pallet::weight_of_authorize(T::WeightInfo::authorize_vote_leaf(
+			T::MaxOperatorsPerModel::get()
+		))]
 		pub fn vote_leaf(
 			origin: OriginFor<T>,
 			operator: T::AccountId,
@@ -1244,7 +1250,7 @@ pub mod pallet {
 		/// Ends a leaf dispute whose voting period is over without a majority: void, the leaf
 		/// stands and the challenger's bond comes back. Anyone may call it.
 		#[pallet::call_index(21)]
-		#[pallet::weight(Pallet::<T>::resolve_leaf_weight())]
+		#[pallet::weight(T::WeightInfo::resolve_leaf_dispute(T::MaxWeights::get()))]
 		pub fn resolve_leaf_dispute(
 			origin: OriginFor<T>,
 			operator: T::AccountId,
@@ -1257,44 +1263,6 @@ pub mod pallet {
 				Error::<T>::VotingOpen
 			);
 			Self::resolve_leaf(&operator, nonce, leaf)
-		}
-	}
-
-	/// The leaf-dispute calls' weights, composed from the measured weights of the calls that do
-	/// the same work (opening and voting in a receipt dispute, proving a batch leaf, crediting
-	/// a full batch), plus what is new: hashing the record (2 ns a byte, several times the
-	/// blake2 host function's cost) and reading the larger dispute entry. Their own benchmarks
-	/// are in `benchmarking.rs`; `scripts/benchmark-pallets.sh attribution` measures them.
-	impl<T: Config> Pallet<T> {
-		/// Reading and writing a leaf dispute, whose record makes it up to `MaxRecordLength`
-		/// bytes larger than a receipt's.
-		fn leaf_dispute_access() -> Weight {
-			Weight::from_parts(0, LeafDispute::<T>::max_encoded_len() as u64)
-				.saturating_add(T::DbWeight::get().reads_writes(1, 1))
-		}
-
-		pub fn challenge_leaf_weight(record_len: u32) -> Weight {
-			T::WeightInfo::challenge(T::MaxWeights::get(), T::MaxOperatorsPerModel::get())
-				.saturating_add(T::WeightInfo::challenge_batch_leaf(1))
-				.saturating_add(Weight::from_parts(2_000 * record_len as u64, record_len as u64))
-				.saturating_add(Self::leaf_dispute_access())
-		}
-
-		pub fn resolve_leaf_weight() -> Weight {
-			T::WeightInfo::resolve_dispute(T::MaxWeights::get())
-				.saturating_add(T::WeightInfo::release_batch_rewards(T::MaxBatchContributions::get()))
-				.saturating_add(Self::leaf_dispute_access())
-		}
-
-		pub fn vote_leaf_weight() -> Weight {
-			T::WeightInfo::vote(T::MaxOperatorsPerModel::get())
-				.saturating_add(Self::resolve_leaf_weight())
-				.saturating_add(Self::leaf_dispute_access())
-		}
-
-		pub fn authorize_vote_leaf_weight() -> Weight {
-			T::WeightInfo::authorize_vote(T::MaxOperatorsPerModel::get())
-				.saturating_add(Self::leaf_dispute_access())
 		}
 	}
 
