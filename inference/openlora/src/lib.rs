@@ -2,6 +2,7 @@
 //! different adapters decoded together in one batch. See README.md for the design.
 
 pub mod adapters;
+pub mod attention;
 pub mod attributor;
 pub mod batches;
 pub mod cpu;

@@ -14,6 +14,8 @@
 //! whether the CPU has AVX-512 VNNI, only AVX2, or neither. The tests hold the kernels to that.
 
 use candle_core::quantized::{GgmlDType, QTensor};
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, Device, Layout, Result, Shape};
 
 /// Values per quantization block (Q8_0's).
@@ -320,12 +322,97 @@ impl Q8Matrix {
     }
 
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], out: &mut [f32]) -> Result<()> {
+        // SAFETY: initialized values are valid `MaybeUninit`s, and only f32s are written back.
+        let out = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) };
+        self.matmul_into(kernel, x, out)
+    }
+
+    /// The product into memory that need not be initialized: every output is written.
+    fn matmul_into(&self, kernel: Kernel, x: &[f32], out: &mut [MaybeUninit<f32>]) -> Result<()> {
+        let n = self.n;
+        if out.len() != x.len() / self.k * n {
+            candle_core::bail!("matmul of {} inputs into {} outputs against {n}×{}", x.len(), out.len(), self.k);
+        }
+        // Workers own disjoint column ranges (tiles) of every row.
+        let dst = crate::cpu::SharedOut(out.as_mut_ptr().cast::<f32>());
+        self.tiles(
+            kernel,
+            x,
+            || (),
+            |_, r0, tile, rows| {
+                let dst = dst;
+                let cols = TILE.min(n - tile * TILE);
+                for (i, vals) in rows.iter().enumerate() {
+                    // SAFETY: row `r0 + i` < m and columns `tile * 16 ..+ cols` < n lie in
+                    // `out`, and only this worker writes this tile's columns.
+                    unsafe {
+                        let at = dst.0.add((r0 + i) * n + tile * TILE);
+                        std::ptr::copy_nonoverlapping(vals.as_ptr(), at, cols);
+                    }
+                }
+            },
+            |_| {},
+        )
+    }
+
+    /// The index of the largest output of each row of `x` (`m` × `k`) times the transposed
+    /// matrix, the first one on ties: greedy decoding's next tokens straight from the LM head,
+    /// without writing the `m` × `n` logits (67 MB for 64 rows of Gemma's vocabulary) to
+    /// memory. The outputs compared have the bits [`Q8Matrix::matmul`] gives.
+    pub fn argmax_rows(&self, x: &[f32]) -> Result<Vec<u32>> {
+        let m = x.len() / self.k;
+        let none = || vec![(f32::NEG_INFINITY, u32::MAX); m];
+        let best = std::sync::Mutex::new(none());
+        // Largest value, then lowest index: the same answer whatever order tiles arrive in.
+        let better = |(v, i): (f32, u32), (bv, bi): (f32, u32)| v > bv || (v == bv && i < bi);
+        let n = self.n;
+        self.tiles(
+            Kernel::best(),
+            x,
+            none,
+            |local, r0, tile, rows| {
+                for (i, vals) in rows.iter().enumerate() {
+                    let slot = &mut local[r0 + i];
+                    for (lane, &v) in vals.iter().enumerate().take(n - tile * TILE) {
+                        let col = (tile * TILE + lane) as u32;
+                        if better((v, col), *slot) {
+                            *slot = (v, col);
+                        }
+                    }
+                }
+            },
+            |local| {
+                let mut best = best.lock().unwrap_or_else(|e| e.into_inner());
+                for (b, l) in best.iter_mut().zip(local) {
+                    if better(l, *b) {
+                        *b = l;
+                    }
+                }
+            },
+        )?;
+        // A row of NaNs has no maximum; its first index stands in, as `sampling::argmax` does.
+        let best = best.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(best.into_iter().map(|(_, i)| if i == u32::MAX { 0 } else { i }).collect())
+    }
+
+    /// Runs the product on the worker pool one tile (16 outputs) of up to 8 rows at a time:
+    /// each worker takes ranges of tiles, makes a `start()` state for each range, hands every
+    /// tile's results to `put(state, first row, tile, rows × 16 values)` and the state to
+    /// `finish` at the range's end.
+    fn tiles<S>(
+        &self,
+        kernel: Kernel,
+        x: &[f32],
+        start: impl Fn() -> S + Sync,
+        put: impl Fn(&mut S, usize, usize, &[[f32; TILE]]) + Sync,
+        finish: impl Fn(S) + Sync,
+    ) -> Result<()> {
         let (n, k) = (self.n, self.k);
         if !kernel.runs_here() {
             candle_core::bail!("this CPU cannot run the {kernel:?} kernel");
         }
-        if x.len() % k != 0 || out.len() != x.len() / k * n {
-            candle_core::bail!("matmul of {} inputs and {} outputs against {n}×{k}", x.len(), out.len());
+        if x.len() % k != 0 {
+            candle_core::bail!("matmul of {} inputs against {n}×{k}", x.len());
         }
         let m = x.len() / k;
         if m == 0 {
@@ -336,11 +423,9 @@ impl Q8Matrix {
         let tiles = n.div_ceil(TILE);
         // Tiles of one stretch stay in L2 while every group of activation rows passes over them.
         let stretch = (CHUNK_BYTES / (blocks_per_row * std::mem::size_of::<PackedBlock>())).max(1);
-        // Workers own disjoint column ranges (tiles) of every row.
-        let dst = crate::cpu::SharedOut(out.as_mut_ptr());
         // candle's own pool: its ops and these products then share one set of worker threads.
         candle_core::utils::barrier_pool().execute_chunked(tiles, |range| {
-            let dst = dst;
+            let mut state = start();
             for first in range.clone().step_by(stretch) {
                 let stretch = first..range.end.min(first + stretch);
                 let mut r0 = 0;
@@ -353,27 +438,17 @@ impl Q8Matrix {
                     };
                     for tile in stretch.clone() {
                         let w = &self.blocks[tile * blocks_per_row..][..blocks_per_row];
-                        let cols = TILE.min(n - tile * TILE);
-                        let put = |rows: &[[f32; TILE]]| {
-                            for (i, vals) in rows.iter().enumerate() {
-                                // SAFETY: row `r0 + i` < m and columns `tile * 16 ..+ cols` < n
-                                // lie in `out`, and only this worker writes this tile's columns.
-                                unsafe {
-                                    let at = dst.0.add((r0 + i) * n + tile * TILE);
-                                    std::ptr::copy_nonoverlapping(vals.as_ptr(), at, cols);
-                                }
-                            }
-                        };
                         match r {
-                            ROWS => put(&kernel.tile::<ROWS>(w, &a, r0)),
-                            4 => put(&kernel.tile::<4>(w, &a, r0)),
-                            2 => put(&kernel.tile::<2>(w, &a, r0)),
-                            _ => put(&kernel.tile::<1>(w, &a, r0)),
+                            ROWS => put(&mut state, r0, tile, &kernel.tile::<ROWS>(w, &a, r0)),
+                            4 => put(&mut state, r0, tile, &kernel.tile::<4>(w, &a, r0)),
+                            2 => put(&mut state, r0, tile, &kernel.tile::<2>(w, &a, r0)),
+                            _ => put(&mut state, r0, tile, &kernel.tile::<1>(w, &a, r0)),
                         }
                     }
                     r0 += r;
                 }
             }
+            finish(state);
         });
         Ok(())
     }
@@ -392,8 +467,12 @@ impl candle_core::CustomOp1 for Q8Matrix {
             Some(last) if *last == self.k => *last = self.n,
             _ => candle_core::bail!("q8-matmul of {:?} against {}×{}", layout.dims(), self.n, self.k),
         }
-        let mut out = vec![0f32; x.len() / self.k * self.n];
-        self.matmul(x, &mut out)?;
+        // Not zeroed: the product writes every output (for the LM head, 67 MB a step).
+        let len = x.len() / self.k * self.n;
+        let mut out = Vec::with_capacity(len);
+        self.matmul_into(Kernel::best(), x, &mut out.spare_capacity_mut()[..len])?;
+        // SAFETY: `matmul_into` wrote all `len` values.
+        unsafe { out.set_len(len) };
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 }
@@ -449,6 +528,24 @@ mod tests {
             let alone = product(&w, Kernel::best(), row);
             assert_eq!(alone, batched[r * 64..(r + 1) * 64], "row {r}");
         }
+    }
+
+    #[test]
+    fn argmax_rows_is_the_argmax_of_the_product() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        // 1,000 outputs over many tiles and ranges of the pool; 11 rows: every row-group size.
+        let (_, w) = matrix(&mut rng, 1000, 64);
+        let mut x = random(&mut rng, 11 * 64, 1.0);
+        // Row 3 repeats row 0 scaled by 2: the same maximum. Row 5 is all zeros: every output
+        // ties at 0 and the first index wins.
+        let row0: Vec<f32> = x[..64].iter().map(|v| v * 2.0).collect();
+        x[3 * 64..4 * 64].copy_from_slice(&row0);
+        x[5 * 64..6 * 64].fill(0.0);
+        let full = product(&w, Kernel::best(), &x);
+        let want: Vec<u32> = full.chunks(1000).map(crate::sampling::argmax).collect();
+        assert_eq!(w.argmax_rows(&x).unwrap(), want);
+        assert_eq!(want[5], 0);
+        assert_eq!(want[0], want[3]);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Choosing the next token: greedy, or temperature / top-p from a seeded generator.
 
+use std::sync::Mutex;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -86,15 +88,34 @@ impl Sampler {
     }
 }
 
-/// The first index of the largest value, so ties resolve the same way everywhere.
+/// The first index of the largest value, so ties resolve the same way everywhere. Lane-wise
+/// maxima first (which the compiler vectorizes), then the first index holding the maximum.
 pub fn argmax(xs: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in xs.iter().enumerate() {
-        if x > xs[best] {
-            best = i;
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let whole = xs.len() / 16 * 16;
+    for chunk in xs[..whole].chunks_exact(16) {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
         }
     }
-    best as u32
+    let max = lanes.iter().chain(&xs[whole..]).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    xs.iter().position(|&x| x == max).unwrap_or(0) as u32
+}
+
+/// The next token of every row of `logits` (one row of the vocabulary per sampler, row-major),
+/// rows drawn in parallel on candle's worker pool: each sampler draws only its own row, so the
+/// result is the same as drawing them one by one.
+pub fn sample_rows(samplers: Vec<&mut Sampler>, logits: &[f32]) -> Vec<u32> {
+    let vocab = logits.len() / samplers.len().max(1);
+    let cells: Vec<Mutex<(&mut Sampler, u32)>> = samplers.into_iter().map(|s| Mutex::new((s, 0))).collect();
+    candle_core::utils::barrier_pool().execute_chunked(cells.len(), |range| {
+        for i in range {
+            // Uncontended: the pool hands each row to one worker.
+            let mut cell = cells[i].lock().unwrap_or_else(|e| e.into_inner());
+            cell.1 = cell.0.sample(&logits[i * vocab..(i + 1) * vocab]);
+        }
+    });
+    cells.into_iter().map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()).1).collect()
 }
 
 #[cfg(test)]
@@ -105,6 +126,41 @@ mod tests {
     fn greedy_takes_the_first_maximum() {
         let mut s = Sampler::new(SamplingParams::greedy());
         assert_eq!(s.sample(&[0.1, 3.0, -1.0, 3.0]), 1);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_maximum_past_every_lane() {
+        for len in [1, 15, 16, 17, 40, 1000] {
+            for at in [0, len / 3, len - 1] {
+                let mut xs: Vec<f32> = (0..len).map(|i| -((i * 37 % 11) as f32)).collect();
+                xs[at] = 5.0;
+                if at + 16 < len {
+                    xs[at + 16] = 5.0; // the same lane, later
+                }
+                if at + 1 < len {
+                    xs[len - 1] = 5.0; // another lane, later
+                }
+                assert_eq!(argmax(&xs), at as u32, "len {len}, maximum at {at}");
+            }
+        }
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 3]), 0);
+    }
+
+    #[test]
+    fn rows_sampled_together_equal_rows_sampled_one_by_one() {
+        let vocab = 500;
+        let logits: Vec<f32> = (0..6 * vocab).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
+        let params = |i: u64| match i % 2 {
+            0 => SamplingParams::greedy(),
+            _ => SamplingParams { temperature: 0.8, top_p: 0.9, seed: Some(i) },
+        };
+        let mut together: Vec<Sampler> = (0..6).map(|i| Sampler::new(params(i))).collect();
+        let mut alone: Vec<Sampler> = (0..6).map(|i| Sampler::new(params(i))).collect();
+        for _ in 0..5 {
+            let got = sample_rows(together.iter_mut().collect(), &logits);
+            let want: Vec<u32> = alone.iter_mut().zip(logits.chunks(vocab)).map(|(s, l)| s.sample(l)).collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -76,6 +76,16 @@ fn forward(model: &Gemma3, seqs: &[(Vec<u32>, Option<&LoadedAdapter>)]) -> Vec<V
 
 /// The same; `gather` forces the accelerator path (stacked adapters) on any device.
 fn forward_with(model: &Gemma3, seqs: &[(Vec<u32>, Option<&LoadedAdapter>)], gather: bool) -> Vec<Vec<f32>> {
+    one_pass(model, seqs, gather, |rows, lora| model.forward(rows, lora).unwrap().to_vec2().unwrap())
+}
+
+/// Runs `pass` over `seqs` (prompt, adapter) with empty caches and their LoRA rows.
+fn one_pass<T>(
+    model: &Gemma3,
+    seqs: &[(Vec<u32>, Option<&LoadedAdapter>)],
+    gather: bool,
+    pass: impl FnOnce(&mut [SeqRows<'_>], &LoraBatch<'_>) -> T,
+) -> T {
     let mut caches: Vec<_> = seqs.iter().map(|_| model.new_cache(CONTEXT)).collect();
     let mut rows: Vec<SeqRows<'_>> = seqs
         .iter()
@@ -88,7 +98,7 @@ fn forward_with(model: &Gemma3, seqs: &[(Vec<u32>, Option<&LoadedAdapter>)], gat
         true => LoraBatch::new(batch).gathered(&mut stacks, &model.config, model.device()).unwrap(),
         false => lora_batch(model, batch, &mut stacks),
     };
-    model.forward(&mut rows, &lora).unwrap().to_vec2().unwrap()
+    pass(&mut rows, &lora)
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -131,6 +141,19 @@ fn every_row_of_a_mixed_adapter_batch_matches_the_merged_model() {
             let base = forward(&f.model, &[(p.clone(), None)]).remove(0);
             assert!(max_abs_diff(&base, &reference) > 100.0 * TOL, "row {i}: adapter changes nothing");
         }
+    }
+}
+
+#[test]
+fn a_greedy_pass_picks_the_first_largest_logit_of_every_row() {
+    // f32 weights take candle's LM head; Q8_0 the packed one, which never writes the logits.
+    for spec in [ModelSpec::tiny(), ModelSpec { dtype: GgmlDType::Q8_0, ..ModelSpec::tiny() }] {
+        let f = fixture_of(spec);
+        let ads = adapters(&f);
+        let batch = vec![(prompt(1, 7), Some(&ads[0])), (prompt(2, 3), None), (prompt(3, 1), Some(&ads[1]))];
+        let want: Vec<u32> = forward(&f.model, &batch).iter().map(|row| openlora::sampling::argmax(row)).collect();
+        let greedy = one_pass(&f.model, &batch, false, |rows, lora| f.model.forward_greedy(rows, lora).unwrap());
+        assert_eq!(greedy, want);
     }
 }
 

@@ -46,6 +46,9 @@ struct Cli {
     /// Cold loads timed per adapter shape.
     #[arg(long, default_value_t = 50)]
     loads: usize,
+    /// Runs per throughput point; the median is reported (shared machines are noisy).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
 }
@@ -94,6 +97,13 @@ fn run(engine: &Engine, requests: &[(Option<String>, Vec<u32>)], tokens: usize) 
 
 fn rate((took, tokens): (Duration, usize)) -> f64 {
     tokens as f64 / took.as_secs_f64()
+}
+
+/// The median of `repeats` rates measured by `once`.
+fn median_rate(repeats: usize, mut once: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    let mut rates = (0..repeats.max(1)).map(|_| once()).collect::<anyhow::Result<Vec<f64>>>()?;
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
 }
 
 /// The base product's rate on this CPU, per kernel it runs, on a random matrix of the LM
@@ -204,21 +214,23 @@ fn main() -> anyhow::Result<()> {
     let mut curves: Vec<(&str, Vec<(usize, f64)>)> = vec![("base model", vec![]), ("one adapter", vec![]), ("distinct adapter per row", vec![])];
     for &n in &BATCHES {
         for (k, f) in [(0, &base as &dyn Fn(usize) -> Option<String>), (1, &one), (2, &distinct)] {
-            let r = rate(run(&engine, &batch(n, f), cli.tokens)?);
+            let r = median_rate(cli.repeats, || Ok(rate(run(&engine, &batch(n, f), cli.tokens)?)))?;
             eprintln!("batch {n:>2} {:<26} {r:>8.1} tokens/s", curves[k].0);
             curves[k].1.push((n, r));
         }
     }
-    let mut seq = (Duration::ZERO, 0);
-    for i in 0..cli.sequential.min(ADAPTERS) {
-        let (t, n) = run(&engine, &[(distinct(i), prompt(i))], cli.tokens)?;
-        seq = (seq.0 + t, seq.1 + n);
-    }
-    let sequential = rate(seq);
+    let sequential = median_rate(cli.repeats, || {
+        let mut seq = (Duration::ZERO, 0);
+        for i in 0..cli.sequential.min(ADAPTERS) {
+            let (t, n) = run(&engine, &[(distinct(i), prompt(i))], cli.tokens)?;
+            seq = (seq.0 + t, seq.1 + n);
+        }
+        Ok(rate(seq))
+    })?;
     let at64 = |k: usize| curves[k].1.last().map(|p| p.1).unwrap_or(0.0);
     let (mixed, single) = (at64(2), at64(1));
 
-    println!("\nOpenLoRA benchmark: {model_name} on {device_name}; prompt {} tokens, {} generated per request, greedy", cli.prompt, cli.tokens);
+    println!("\nOpenLoRA benchmark: {model_name} on {device_name}; prompt {} tokens, {} generated per request, greedy; median of {} runs", cli.prompt, cli.tokens, cli.repeats);
     println!("\n| batch | base model tok/s | one adapter tok/s | distinct adapters tok/s |");
     println!("|------:|-----------------:|------------------:|------------------------:|");
     for (i, n) in BATCHES.iter().enumerate() {
@@ -244,7 +256,7 @@ fn main() -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&cli.out)?;
     let results = json!({
-        "model": model_name, "device": device_name, "prompt_tokens": cli.prompt, "generated_tokens": cli.tokens,
+        "model": model_name, "device": device_name, "prompt_tokens": cli.prompt, "generated_tokens": cli.tokens, "repeats": cli.repeats,
         "curves": curves.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "sequential_tokens_per_s": sequential, "mixed_over_single": mixed / single, "batched_over_sequential": mixed / sequential,
         "cold_load": loads,

@@ -4,7 +4,8 @@
 //! output gets each row's own LoRA delta ([`LoraBatch`]), and one forward pass takes a ragged
 //! batch — sequences of different lengths at different positions, each with its own KV cache —
 //! laid out as one row per token. The big matmuls (projections, MLP, LM head) run once over all
-//! rows; attention runs per sequence against that sequence's cache.
+//! rows; attention runs per sequence against that sequence's cache (on the CPU, every sequence
+//! in one parallel pass: [`crate::attention`]).
 //!
 //! Weights come from a GGUF file (llama.cpp's `gemma3` layout), quantized or f32. llama.cpp
 //! stores Gemma's RMSNorm weights with the `+1` already applied, so the norms here are plain.
@@ -16,6 +17,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
+use crate::attention::{self, Heads, LayerKv, Span};
 use crate::lora::LoraDelta;
 use crate::q8::Q8Matrix;
 
@@ -278,8 +280,15 @@ pub struct SeqRows<'a> {
 
 /// One sequence's key/value cache, one entry per layer, preallocated for its whole length.
 pub struct SeqCache {
-    layers: Vec<KvCache>,
+    layers: LayerCaches,
     len: usize,
+}
+
+enum LayerCaches {
+    /// Read by candle's ops (accelerators).
+    Candle(Vec<KvCache>),
+    /// Read in place by [`attention::attend`] (CPU serving).
+    Cpu(Vec<LayerKv>),
 }
 
 impl SeqCache {
@@ -297,6 +306,8 @@ pub struct Gemma3 {
     /// Loaded for gradients ([`Gemma3::load_differentiable`]): dense f32 weights and ops that
     /// have a backward pass.
     differentiable: bool,
+    /// Attention by [`attention::attend`] rather than candle's ops: CPU serving.
+    cpu_attention: bool,
     embed: Embedding,
     lm_head: BaseLinear,
     final_norm: RmsNorm,
@@ -385,6 +396,7 @@ impl Gemma3 {
         Ok(Self {
             config,
             differentiable,
+            cpu_attention: device.is_cpu() && !differentiable,
             embed,
             lm_head,
             final_norm,
@@ -405,9 +417,22 @@ impl Gemma3 {
     }
 
     pub fn new_cache(&self, capacity: usize) -> SeqCache {
-        SeqCache {
-            layers: (0..self.config.num_layers).map(|_| KvCache::new(1, capacity.max(1))).collect(),
-            len: 0,
+        let capacity = capacity.max(1);
+        let layers = 0..self.config.num_layers;
+        let layers = match self.cpu_attention {
+            true => LayerCaches::Cpu(layers.map(|l| LayerKv::new(&self.heads(l), capacity)).collect()),
+            false => LayerCaches::Candle(layers.map(|_| KvCache::new(1, capacity)).collect()),
+        };
+        SeqCache { layers, len: 0 }
+    }
+
+    fn heads(&self, layer: usize) -> Heads {
+        let c = &self.config;
+        Heads {
+            query: c.num_heads,
+            kv: c.num_kv_heads,
+            dim: c.head_dim,
+            window: self.layers[layer].sliding.then_some(c.sliding_window),
         }
     }
 
@@ -429,6 +454,28 @@ impl Gemma3 {
     /// One forward pass over a ragged batch. Appends every sequence's new keys and values to
     /// its cache and returns the logits of each sequence's last new token (sequences × vocab).
     pub fn forward(&self, seqs: &mut [SeqRows<'_>], lora: &impl LoraDelta) -> Result<Tensor> {
+        let last = self.pass(seqs, lora)?;
+        self.lm_head.forward(&last)?.to_dtype(DType::F32)
+    }
+
+    /// The same pass for greedy decoding: each sequence's next token, the first index of the
+    /// largest logit, exactly as `argmax` of [`Gemma3::forward`]'s rows. With the packed LM
+    /// head the logits are reduced tile by tile and never written out.
+    pub fn forward_greedy(&self, seqs: &mut [SeqRows<'_>], lora: &impl LoraDelta) -> Result<Vec<u32>> {
+        let last = self.pass(seqs, lora)?;
+        if let (BaseWeights::Q8(head), None) = (&self.lm_head.w, &self.lm_head.frozen) {
+            return head.argmax_rows(&last.flatten_all()?.to_vec1::<f32>()?);
+        }
+        let logits = self.lm_head.forward(&last)?.to_dtype(DType::F32)?;
+        match self.device.is_cpu() {
+            true => Ok(logits.to_vec2::<f32>()?.iter().map(|row| crate::sampling::argmax(row)).collect()),
+            false => logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>(),
+        }
+    }
+
+    /// The decoder over a ragged batch with caches: the final-normed hidden state of each
+    /// sequence's last new token (sequences × hidden).
+    fn pass(&self, seqs: &mut [SeqRows<'_>], lora: &impl LoraDelta) -> Result<Tensor> {
         let mut ids = Vec::new();
         let mut positions = Vec::new();
         for s in seqs.iter() {
@@ -443,12 +490,18 @@ impl Gemma3 {
             positions.extend((start..start + s.tokens.len()).map(|p| p as u32));
         }
         let x = self.layers_forward(ids, positions, lora, |l, q, k, v, window| {
+            if self.cpu_attention {
+                return self.attend_cpu(seqs, l, q, k, v);
+            }
             let mut outs = Vec::with_capacity(seqs.len());
             let mut row = 0;
             for s in seqs.iter_mut() {
                 let n = s.tokens.len();
                 let start = s.cache.len;
-                let (k_all, v_all) = s.cache.layers[l]
+                let LayerCaches::Candle(layers) = &mut s.cache.layers else {
+                    candle_core::bail!("a CPU cache in a pass on {:?}", self.device);
+                };
+                let (k_all, v_all) = layers[l]
                     .append(&k.narrow(1, row, n)?.contiguous()?, &v.narrow(1, row, n)?.contiguous()?)?;
                 outs.push(self.attention(&q.narrow(1, row, n)?, &k_all, &v_all, start, window)?);
                 row += n;
@@ -462,7 +515,7 @@ impl Gemma3 {
             last.push(row - 1);
             s.cache.len += s.tokens.len();
         }
-        self.logits(&x, last)
+        self.final_rows(&x, last)
     }
 
     /// A forward pass over whole sequences from position 0, with no cache, returning the
@@ -493,11 +546,35 @@ impl Gemma3 {
         self.logits(&x, logit_rows)
     }
 
+    /// Layer `l`'s attention for the whole pass on the CPU: stores the new keys and values in
+    /// each sequence's cache, then attends every row at once.
+    fn attend_cpu(&self, seqs: &mut [SeqRows<'_>], l: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let heads = self.heads(l);
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let (q, k, v) = (flat(q)?, flat(k)?, flat(v)?);
+        let mut row = 0;
+        for s in seqs.iter_mut() {
+            let (n, at) = (s.tokens.len(), s.cache.len);
+            cpu_layers_mut(s.cache)?[l].append(&heads, &k, &v, row..row + n, at)?;
+            row += n;
+        }
+        let spans = seqs
+            .iter()
+            .map(|s| Ok(Span { kv: &cpu_layers(&*s.cache)?[l], start: s.cache.len, rows: s.tokens.len() }))
+            .collect::<Result<Vec<_>>>()?;
+        let out = attention::attend(&heads, &q, &spans)?;
+        Tensor::from_vec(out, (row, heads.query * heads.dim), &self.device)
+    }
+
     fn logits(&self, x: &Tensor, rows: Vec<u32>) -> Result<Tensor> {
+        self.lm_head.forward(&self.final_rows(x, rows)?)?.to_dtype(DType::F32)
+    }
+
+    /// Rows `rows` of the hidden states `x`, through the final norm.
+    fn final_rows(&self, x: &Tensor, rows: Vec<u32>) -> Result<Tensor> {
         let n = rows.len();
         let rows = Tensor::from_vec(rows, n, &self.device)?;
-        let x = self.final_norm.forward(&x.index_select(&rows, 0)?)?;
-        self.lm_head.forward(&x)?.to_dtype(DType::F32)
+        self.final_norm.forward(&x.index_select(&rows, 0)?)
     }
 
     /// The decoder layers over rows `ids` at `positions`. `attend(layer, q, k, v, window)`
@@ -598,6 +675,20 @@ impl Gemma3 {
         };
         let o = p.matmul(&v.contiguous()?)?; // nkv × (group·n) × hd
         o.reshape((nh, n, hd))?.transpose(0, 1)?.reshape((n, nh * hd))
+    }
+}
+
+fn cpu_layers(cache: &SeqCache) -> Result<&[LayerKv]> {
+    match &cache.layers {
+        LayerCaches::Cpu(layers) => Ok(layers),
+        LayerCaches::Candle(_) => candle_core::bail!("a device cache in a CPU pass"),
+    }
+}
+
+fn cpu_layers_mut(cache: &mut SeqCache) -> Result<&mut [LayerKv]> {
+    match &mut cache.layers {
+        LayerCaches::Cpu(layers) => Ok(layers),
+        LayerCaches::Candle(_) => candle_core::bail!("a device cache in a CPU pass"),
     }
 }
 
