@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
-use candle_core::{CpuStorage, Storage, Tensor};
+use candle_core::{Storage, Tensor};
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -385,16 +385,16 @@ impl Scheduler {
     /// rows (an all-greedy batch takes `forward_greedy`). On the CPU the rows are read in
     /// place, not copied out (67 MB for 64 rows of Gemma's vocabulary), and drawn in parallel.
     fn next_tokens(&mut self, logits: &Tensor) -> candle_core::Result<Vec<u32>> {
-        if logits.device().is_cpu() {
-            let logits = logits.contiguous()?;
-            let (storage, layout) = logits.storage_and_layout();
-            let (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
-                candle_core::bail!("logits of {:?} on the CPU", logits.dtype());
-            };
-            return Ok(sample_rows(self.running.iter_mut().map(|s| &mut s.sampler).collect(), &data[start..end]));
+        let samplers = self.running.iter_mut().map(|s| &mut s.sampler).collect();
+        if !logits.device().is_cpu() {
+            return Ok(sample_rows(samplers, &logits.flatten_all()?.to_vec1::<f32>()?));
         }
-        let logits = logits.to_vec2::<f32>()?;
-        Ok(self.running.iter_mut().zip(&logits).map(|(s, l)| s.sampler.sample(l)).collect())
+        let logits = logits.contiguous()?;
+        let (storage, layout) = logits.storage_and_layout();
+        let Storage::Cpu(storage) = &*storage else {
+            candle_core::bail!("CPU logits on {:?}", logits.device());
+        };
+        Ok(sample_rows(samplers, crate::cpu::contiguous_f32("sampling", storage, layout)?))
     }
 }
 

@@ -455,7 +455,7 @@ impl Gemma3 {
     /// its cache and returns the logits of each sequence's last new token (sequences × vocab).
     pub fn forward(&self, seqs: &mut [SeqRows<'_>], lora: &impl LoraDelta) -> Result<Tensor> {
         let last = self.pass(seqs, lora)?;
-        self.lm_head.forward(&last)?.to_dtype(DType::F32)
+        self.head(&last)
     }
 
     /// The same pass for greedy decoding: each sequence's next token, the first index of the
@@ -466,7 +466,7 @@ impl Gemma3 {
         if let (BaseWeights::Q8(head), None) = (&self.lm_head.w, &self.lm_head.frozen) {
             return head.argmax_rows(&last.flatten_all()?.to_vec1::<f32>()?);
         }
-        let logits = self.lm_head.forward(&last)?.to_dtype(DType::F32)?;
+        let logits = self.head(&last)?;
         match self.device.is_cpu() {
             true => Ok(logits.to_vec2::<f32>()?.iter().map(|row| crate::sampling::argmax(row)).collect()),
             false => logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>(),
@@ -543,7 +543,7 @@ impl Gemma3 {
             }
             Tensor::cat(&outs, 0)
         })?;
-        self.logits(&x, logit_rows)
+        self.head(&self.final_rows(&x, logit_rows)?)
     }
 
     /// Layer `l`'s attention for the whole pass on the CPU: stores the new keys and values in
@@ -553,21 +553,21 @@ impl Gemma3 {
         let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
         let (q, k, v) = (flat(q)?, flat(k)?, flat(v)?);
         let mut row = 0;
+        let mut spans = Vec::with_capacity(seqs.len());
         for s in seqs.iter_mut() {
-            let (n, at) = (s.tokens.len(), s.cache.len);
-            cpu_layers_mut(s.cache)?[l].append(&heads, &k, &v, row..row + n, at)?;
+            let (n, start) = (s.tokens.len(), s.cache.len);
+            let kv = &mut cpu_layers(s.cache)?[l];
+            kv.append(&heads, &k, &v, row..row + n, start)?;
+            spans.push(Span { kv, start, rows: n });
             row += n;
         }
-        let spans = seqs
-            .iter()
-            .map(|s| Ok(Span { kv: &cpu_layers(&*s.cache)?[l], start: s.cache.len, rows: s.tokens.len() }))
-            .collect::<Result<Vec<_>>>()?;
         let out = attention::attend(&heads, &q, &spans)?;
         Tensor::from_vec(out, (row, heads.query * heads.dim), &self.device)
     }
 
-    fn logits(&self, x: &Tensor, rows: Vec<u32>) -> Result<Tensor> {
-        self.lm_head.forward(&self.final_rows(x, rows)?)?.to_dtype(DType::F32)
+    /// The logits (f32) of final-normed hidden states.
+    fn head(&self, normed: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(normed)?.to_dtype(DType::F32)
     }
 
     /// Rows `rows` of the hidden states `x`, through the final norm.
@@ -678,14 +678,7 @@ impl Gemma3 {
     }
 }
 
-fn cpu_layers(cache: &SeqCache) -> Result<&[LayerKv]> {
-    match &cache.layers {
-        LayerCaches::Cpu(layers) => Ok(layers),
-        LayerCaches::Candle(_) => candle_core::bail!("a device cache in a CPU pass"),
-    }
-}
-
-fn cpu_layers_mut(cache: &mut SeqCache) -> Result<&mut [LayerKv]> {
+fn cpu_layers(cache: &mut SeqCache) -> Result<&mut [LayerKv]> {
     match &mut cache.layers {
         LayerCaches::Cpu(layers) => Ok(layers),
         LayerCaches::Candle(_) => candle_core::bail!("a device cache in a CPU pass"),
