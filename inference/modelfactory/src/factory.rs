@@ -62,7 +62,7 @@ pub fn train(model_path: &Path, versions: Vec<VersionData>, refs: Vec<Contributi
     eprintln!("modelfactory: hashing and loading {}", model_path.display());
     let base_hash = blake2_256_file(model_path).with_context(|| format!("cannot read model {}", model_path.display()))?;
     let tok = tokenizer_for(model_path)?;
-    let model = Gemma3::load_differentiable(model_path, h.seq_len, &Device::Cpu)?;
+    let model = Gemma3::load_differentiable(model_path, h.seq_len)?;
     let documents = dataset::tokenize(&tok, &versions, |w| eprintln!("modelfactory: warning: {w}"))?;
     let data = dataset::windows(documents, bos(&tok)?, h.seq_len, h.holdout_every);
     ensure!(!data.train.is_empty(), "the datanet has no text to train on");

@@ -14,8 +14,7 @@ use std::ops::Range;
 
 use candle_core::Result;
 
-/// Lanes of the dot products: fixed, so that the summation order is the same on every CPU.
-const LANES: usize = 16;
+use crate::ops::{dot, softmax_in_place};
 
 /// The attention heads of a layer.
 #[derive(Clone, Copy, Debug)]
@@ -117,41 +116,6 @@ pub fn attend(heads: &Heads, queries: &[f32], spans: &[Span<'_>]) -> Result<Vec<
         }
     });
     Ok(out)
-}
-
-/// `a · b` in 16 independent lanes (which the compiler keeps in vector registers), then a fixed
-/// pairwise tree: the same bits on every CPU.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; LANES];
-    let whole = a.len() / LANES * LANES;
-    for (x, y) in a[..whole].chunks_exact(LANES).zip(b[..whole].chunks_exact(LANES)) {
-        for i in 0..LANES {
-            lanes[i] = x[i].mul_add(y[i], lanes[i]);
-        }
-    }
-    for (i, (x, y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
-        lanes[i] = x.mul_add(*y, lanes[i]);
-    }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            lanes[i] += lanes[i + width];
-        }
-    }
-    lanes[0]
-}
-
-fn softmax_in_place(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
 }
 
 #[cfg(test)]

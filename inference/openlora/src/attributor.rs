@@ -149,7 +149,7 @@ impl Attributor {
 
     fn differentiable(&self) -> anyhow::Result<&Gemma3> {
         self.differentiable
-            .get_or_init(|| Gemma3::load_differentiable(&self.model_path, self.max_context, &Device::Cpu))
+            .get_or_init(|| Gemma3::load_differentiable(&self.model_path, self.max_context))
             .as_ref()
             .map_err(|e| anyhow::anyhow!("loading the model for gradients: {e}"))
     }

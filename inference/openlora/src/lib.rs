@@ -12,6 +12,7 @@ pub mod journal;
 pub mod lora;
 pub mod metrics;
 pub mod models;
+pub mod ops;
 pub mod plot;
 pub mod q8;
 pub mod prepaid;

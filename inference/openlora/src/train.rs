@@ -133,8 +133,8 @@ impl TrainableLora {
 impl LoraDelta for TrainableLora {
     fn delta(&self, x: &Tensor, layer: usize, proj: Proj, _out_dim: usize) -> candle_core::Result<Option<Tensor>> {
         let Some((a, b)) = self.pair(layer, proj) else { return Ok(None) };
-        let h = x.matmul(&a.as_tensor().t()?)?;
-        Ok(Some((h.matmul(&b.as_tensor().t()?)? * self.scale)?))
+        let h = crate::ops::matmul_t(x, a.as_tensor())?;
+        Ok(Some((crate::ops::matmul_t(&h, b.as_tensor())? * self.scale)?))
     }
 }
 
@@ -162,9 +162,7 @@ pub fn next_token_loss(model: &Gemma3, lora: &impl LoraDelta, examples: &[Exampl
     }
     let seqs: Vec<&[u32]> = examples.iter().map(|e| e.tokens).collect();
     let logits = model.forward_all(&seqs, lora, rows)?;
-    let n = targets.len();
-    let targets = Tensor::from_vec(targets, n, model.device())?;
-    candle_nn::loss::cross_entropy(&logits, &targets)
+    crate::ops::cross_entropy(&logits, &targets)
 }
 
 /// AdamW on a [`TrainableLora`].

@@ -25,7 +25,7 @@ fn models() -> Models {
     let dir = tempfile::tempdir().unwrap();
     let path = write_model(&dir.path().join("base"), &ModelSpec::tiny(), 7).unwrap();
     let serving = Gemma3::load(&path, CONTEXT, &Device::Cpu).unwrap();
-    let differentiable = Gemma3::load_differentiable(&path, CONTEXT, &Device::Cpu).unwrap();
+    let differentiable = Gemma3::load_differentiable(&path, CONTEXT).unwrap();
     let adapter_dir = dir.path().join("adapter");
     write_adapter(&adapter_dir, &serving.config, 4, 8.0, &[Proj::Q, Proj::V, Proj::Down], 3).unwrap();
     Models { _dir: dir, serving, differentiable, adapter_dir }
@@ -138,4 +138,43 @@ fn the_same_seed_trains_the_same_adapter() {
         t.lora.save(&m._dir.path().join(dir)).unwrap()
     };
     assert_eq!(train("one"), train("two"));
+}
+
+/// What a verifier on another machine recomputes: the loss of a fixed output and its gradient
+/// with respect to a fixed adapter, on f32 and on Q8_0 weights. Their bits are pinned here, so
+/// this test fails on any machine (CPU family, instruction set, thread count, C library) where
+/// they would come out different. A deliberate change to the engine's arithmetic changes them
+/// too: then the hashes below are updated, and the release notes say that records taken with
+/// the old engine verify only with the old engine.
+#[test]
+fn gradients_have_the_same_bits_on_every_machine() {
+    let pinned = [
+        (candle_core::quantized::GgmlDType::F32, "0x2f6d93557ec1b3d8f666d213687293a2c2aa24d88f0267afcf70198a429a8a43"),
+        (candle_core::quantized::GgmlDType::Q8_0, "0xc2821cb8a05e460e399d280186db16486382f9c3e0967e337a9f94856d4a97e2"),
+    ];
+    let mut got = Vec::new();
+    for (dtype, _) in pinned {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = ModelSpec { dtype, ..ModelSpec::tiny() };
+        // Wider than `tiny` so that the products run past one block of every kernel.
+        spec.config.hidden_size = 256;
+        spec.config.intermediate_size = 512;
+        spec.config.head_dim = 64;
+        spec.config.vocab_size = 1024;
+        let path = write_model(&dir.path().join("base"), &spec, 21).unwrap();
+        let model = Gemma3::load_differentiable(&path, CONTEXT).unwrap();
+        let adapter_dir = dir.path().join("adapter");
+        write_adapter(&adapter_dir, &model.config, 4, 8.0, &Proj::ALL, 5).unwrap();
+        let adapter = lora::load(&adapter_dir, &model.config, 64, None).unwrap();
+        let vars = TrainableLora::from_adapter(&adapter, &model.config, &Device::Cpu).unwrap();
+        let toks = tokens(8, 48);
+        let (loss, grads) = loss_gradient(&model, &vars, &Example { tokens: &toks, first_target: 16 }).unwrap();
+        let mut bits = loss.to_bits().to_le_bytes().to_vec();
+        for g in grads.iter().flatten() {
+            bits.extend(g.to_bits().to_le_bytes());
+        }
+        got.push(attribution::hash::hex32(&attribution::hash::blake2_256(&bits)));
+    }
+    let want: Vec<&str> = pinned.iter().map(|(_, h)| *h).collect();
+    assert_eq!(got, want, "the gradients' bits changed");
 }
