@@ -156,10 +156,17 @@ impl CustomOp2 for MatMulT {
             x.transpose(r - 2, r - 1)?.contiguous()
         };
         let grad = grad.contiguous()?;
-        // ∂a = ∂y · b = ∂y · (bᵀ)ᵀ;  ∂b = ∂yᵀ · a = ∂yᵀ · (aᵀ)ᵀ.
-        let da = grad.apply_op2_no_bwd(&t(b)?, &MatMulT)?;
-        let db = t(&grad)?.apply_op2_no_bwd(&t(a)?, &MatMulT)?;
-        Ok((Some(da), Some(db)))
+        // ∂a = ∂y · b = ∂y · (bᵀ)ᵀ;  ∂b = ∂yᵀ · a = ∂yᵀ · (aᵀ)ᵀ. Skipped for a constant (a
+        // frozen dense base weight), whose gradient is as large as the weight.
+        let da = match a.track_op() {
+            true => Some(grad.apply_op2_no_bwd(&t(b)?, &MatMulT)?),
+            false => None,
+        };
+        let db = match b.track_op() {
+            true => Some(t(&grad)?.apply_op2_no_bwd(&t(a)?, &MatMulT)?),
+            false => None,
+        };
+        Ok((da, db))
     }
 }
 

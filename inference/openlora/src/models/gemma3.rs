@@ -18,8 +18,8 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
 use crate::attention::{self, Heads, LayerKv, Span};
-use crate::ops;
 use crate::lora::LoraDelta;
+use crate::ops;
 use crate::q8::Q8Matrix;
 
 /// The seven projections a LoRA adapter may target, in PEFT's names.
