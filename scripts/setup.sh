@@ -16,8 +16,11 @@ HOST=x86_64-unknown-linux-gnu
 WASM_TARGET=wasm32v1-none
 WASM_LIBDIR="$SYSROOT/lib/rustlib/$WASM_TARGET/lib"
 LLVM_VERSION=22
+# qemu-user: scripts/cross-cpu-bits.sh runs the attribution engine's bit-exactness test as
+# other CPUs.
 APT_PACKAGES=(rustc-web cargo-web rust-web-src "lld-$LLVM_VERSION" protobuf-compiler
-	pkg-config make gcc g++ libc6-dev ca-certificates curl git python3-pip fonts-dejavu-core)
+	pkg-config make gcc g++ libc6-dev ca-certificates curl git python3-pip fonts-dejavu-core
+	qemu-user)
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }

