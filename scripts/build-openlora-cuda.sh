@@ -19,12 +19,7 @@ export CARGO_TARGET_DIR="$HOME/.cache/openledger/target-cuda"
 mkdir -p "$CARGO_TARGET_DIR"
 step "building openlora with --features cuda for sm_$CUDA_COMPUTE_CAP (candle's kernels take a while)"
 cargo_inference build --release --locked --features openlora/cuda
-tests="$(cargo_inference test --release --locked --features openlora/cuda --no-run --message-format=json \
-	| python3 -c 'import sys, json
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] != ["bin"]:
-        print(m["target"]["name"], m["executable"])')"
+tests="$(inference_test_binaries --release --locked --features openlora/cuda)"
 pack="$CARGO_TARGET_DIR/openlora-cuda"
 rm -rf "$pack" && mkdir -p "$pack/tests"
 cp "$CARGO_TARGET_DIR/release/openlora" "$CARGO_TARGET_DIR/release/openlora-bench" "$pack/"

@@ -14,12 +14,7 @@ QEMU="$(command -v qemu-x86_64 || true)"
 [ -n "$QEMU" ] || die "qemu-x86_64 not found: run scripts/setup.sh (Debian package qemu-user)"
 TEST=gradients_have_the_same_bits_on_every_machine
 
-exe="$(cargo_inference test --release --locked -p openlora --test training --no-run --message-format=json \
-	| python3 -c 'import sys, json
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "training":
-        print(m["executable"])')"
+exe="$(inference_test_binaries --release --locked -p openlora --test training | awk '$1 == "training" { print $2 }')"
 [ -x "$exe" ] || die "no test binary for openlora's tests/training.rs"
 
 run() {

@@ -37,6 +37,16 @@ cargo_inference() {
 	link_build_path
 	RUSTFLAGS="-C target-cpu=x86-64-v3" cargo "$@" --manifest-path "$BUILD_LINK/inference/Cargo.toml"
 }
+
+# Builds test binaries of the inference workspace (`cargo test --no-run "$@"`) and prints
+# `name path` for each, one per line.
+inference_test_binaries() {
+	cargo_inference test --no-run --message-format=json "$@" | python3 -c 'import sys, json
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] != ["bin"]:
+        print(m["target"]["name"], m["executable"])'
+}
 OPENLORA_BIN="$CARGO_TARGET_DIR/release/openlora"
 MODELFACTORY_BIN="$CARGO_TARGET_DIR/release/modelfactory"
 

@@ -121,6 +121,7 @@ pub fn attend(heads: &Heads, queries: &[f32], spans: &[Span<'_>]) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::tests::values;
 
     /// Attention of one row written out the plain way, in f64.
     fn reference(heads: &Heads, q: &[f32], keys: &[Vec<f32>], values: &[Vec<f32>], pos: usize) -> Vec<f32> {
@@ -144,18 +145,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
     }
 
     /// One sequence's whole keys and values (`kv` heads, `len` positions) and queries for its

@@ -17,7 +17,7 @@
 //!
 //! The quantized products keep to the same rules in [`crate::q8`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -39,6 +39,11 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (i, (x, y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
         lanes[i] = x.mul_add(*y, lanes[i]);
     }
+    sum_lanes(lanes)
+}
+
+/// The fixed pairwise tree that ends every lane-wise sum.
+fn sum_lanes(mut lanes: [f32; LANES]) -> f32 {
     let mut width = LANES;
     while width > 1 {
         width /= 2;
@@ -128,11 +133,15 @@ fn map_rows(dims: &[usize], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) 
     (CpuStorage::F32(out), Shape::from(dims))
 }
 
-fn same_dims(op: &str, a: &[usize], b: &[usize]) -> Result<()> {
-    if a != b {
-        candle_core::bail!("{op}: shapes {a:?} and {b:?} differ");
+/// The two inputs of a backward op (the forward's input or output, and the gradient of its
+/// result): contiguous f32 of one shape.
+fn input_pair<'a>(op: &str, s1: &'a CpuStorage, l1: &Layout, s2: &'a CpuStorage, l2: &Layout) -> Result<(&'a [f32], &'a [f32], Vec<usize>)> {
+    let (a, dims) = input(op, s1, l1)?;
+    let (b, b_dims) = input(op, s2, l2)?;
+    if dims != b_dims {
+        candle_core::bail!("{op}: shapes {dims:?} and {b_dims:?} differ");
     }
-    Ok(())
+    Ok((a, b, dims))
 }
 
 /// `a · bᵀ` over the last two dimensions: `a` is `[batch] × m × k`, `b` is `[batch] × n × k`
@@ -240,9 +249,7 @@ impl CustomOp2 for SoftmaxGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (y, dims) = input("softmax-grad", s1, l1)?;
-        let (g, g_dims) = input("softmax-grad", s2, l2)?;
-        same_dims("softmax-grad", &dims, &g_dims)?;
+        let (y, g, dims) = input_pair("softmax-grad", s1, l1, s2, l2)?;
         let (_, d) = rows_of("softmax-grad", &dims)?;
         Ok(map_rows(&dims, d, |r, row| {
             let (y, g) = (&y[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
@@ -316,9 +323,7 @@ impl CustomOp2 for RmsNormGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, dims) = input("rms-norm-grad", s1, l1)?;
-        let (g, g_dims) = input("rms-norm-grad", s2, l2)?;
-        same_dims("rms-norm-grad", &dims, &g_dims)?;
+        let (x, g, dims) = input_pair("rms-norm-grad", s1, l1, s2, l2)?;
         let norm = &self.0;
         let d = norm.width("rms-norm-grad", &dims)?;
         Ok(map_rows(&dims, d, |r, row| {
@@ -384,9 +389,7 @@ impl CustomOp2 for GeluTanhGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, dims) = input("gelu-tanh-grad", s1, l1)?;
-        let (g, g_dims) = input("gelu-tanh-grad", s2, l2)?;
-        same_dims("gelu-tanh-grad", &dims, &g_dims)?;
+        let (x, g, dims) = input_pair("gelu-tanh-grad", s1, l1, s2, l2)?;
         Ok(map_rows(&dims, CHUNK, |i, out| {
             for ((o, &v), &g) in out.iter_mut().zip(&x[i * CHUNK..]).zip(&g[i * CHUNK..]) {
                 let t = gelu_tanh_of(v);
@@ -402,12 +405,16 @@ impl CustomOp2 for GeluTanhGrad {
 /// log-softmax tensor (67 MB per 64 rows of Gemma's 262k vocabulary) that the composed op
 /// writes and reads back several times.
 pub fn cross_entropy(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
-    logits.contiguous()?.apply_op1(CrossEntropy { targets: Arc::new(targets.to_vec()) })
+    let op = CrossEntropy { targets: Arc::new(targets.to_vec()), row_stats: Arc::default() };
+    logits.contiguous()?.apply_op1(op)
 }
 
 #[derive(Clone)]
 struct CrossEntropy {
     targets: Arc<Vec<u32>>,
+    /// Each row's `(max, ln Σ e^{x − max})`, written by the forward pass and read by the
+    /// backward pass of the same application, which would otherwise take every `exp` again.
+    row_stats: Arc<OnceLock<Vec<[f32; 2]>>>,
 }
 
 impl CrossEntropy {
@@ -434,8 +441,7 @@ impl CrossEntropy {
                 *l += exp(v - max);
             }
         }
-        let ones = [1f32; LANES];
-        (max, ln(dot(&lanes, &ones)))
+        (max, ln(sum_lanes(lanes)))
     }
 }
 
@@ -447,13 +453,16 @@ impl CustomOp1 for CrossEntropy {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32("cross-entropy", storage, layout)?;
         let (rows, vocab) = self.check(layout.dims())?;
-        let mut losses = vec![0f32; rows];
-        for_each_chunk(&mut losses, 1, |r, loss| {
-            let row = &x[r * vocab..(r + 1) * vocab];
-            let (max, lse) = Self::log_sum_exp(row);
-            loss[0] = lse - (row[self.targets[r] as usize] - max);
+        let mut stats = vec![0f32; 2 * rows];
+        for_each_chunk(&mut stats, 2, |r, out| {
+            let (max, lse) = Self::log_sum_exp(&x[r * vocab..(r + 1) * vocab]);
+            out.copy_from_slice(&[max, lse]);
         });
-        let mean = losses.iter().sum::<f32>() / rows as f32;
+        let stats: Vec<[f32; 2]> = stats.chunks_exact(2).map(|s| [s[0], s[1]]).collect();
+        let losses = stats.iter().enumerate().map(|(r, [max, lse])| lse - (x[r * vocab + self.targets[r] as usize] - max));
+        let mean = losses.sum::<f32>() / rows as f32;
+        // `cross_entropy` makes a new op for every application: this is its only forward pass.
+        let _ = self.row_stats.set(stats);
         Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
     }
 
@@ -477,9 +486,12 @@ impl CustomOp2 for CrossEntropyGrad {
             [g] => *g / rows as f32,
             _ => candle_core::bail!("cross-entropy-grad: the loss gradient is a scalar"),
         };
+        let Some(stats) = self.0.row_stats.get() else {
+            candle_core::bail!("cross-entropy-grad before its forward pass");
+        };
         Ok(map_rows(l1.dims(), vocab, |r, out| {
             let row = &x[r * vocab..(r + 1) * vocab];
-            let (max, lse) = CrossEntropy::log_sum_exp(row);
+            let [max, lse] = stats[r];
             for (o, v) in out.iter_mut().zip(row) {
                 *o = exp(v - max - lse) * g;
             }
@@ -489,11 +501,12 @@ impl CustomOp2 for CrossEntropyGrad {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var, D};
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    /// Seeded values in [-1, 1) (xorshift), for the CPU ops' tests.
+    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {
